@@ -1,0 +1,1 @@
+"""Unit tests for echotwist, run with C{trial echotwist}."""
