@@ -1,0 +1,197 @@
+"""
+C{python -m echotwist.client "msg"}: send a message to an echo server and
+print the echo.
+
+Exit codes: 0 echoed; 1 cannot connect; 2 bad arguments; 3 timeout; 4 the
+echo differs or is short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import BinaryIO, NoReturn
+
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, clientFromString
+from twisted.internet.error import ConnectError, DNSLookupError
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+
+from echotwist.client import EchoError, EchoTimeout, start_echo
+
+EXIT_OK = 0
+EXIT_CONNECT = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_MISMATCH = 4
+
+PROG = "echotwist-client"
+
+
+class ClientExit(Exception):
+    """
+    End the command with a one-line message and an exit code.
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """
+    @return: the command line parser.
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Send MESSAGE to an echo server and print the echo.",
+        epilog="Exit codes: 0 echoed; 1 cannot connect; 2 bad arguments; "
+        "3 timeout; 4 echo differs or is short.",
+    )
+    parser.add_argument(
+        "message",
+        help="the message; '-' reads bytes from standard input and writes the "
+        "echo to standard output unchanged (no newline added)",
+    )
+    parser.add_argument("--host", default="localhost", help="default: localhost")
+    parser.add_argument("--port", type=_port, default=9000, help="default: 9000")
+    parser.add_argument(
+        "--connect",
+        metavar="ENDPOINT",
+        help="a Twisted client endpoint (tcp:host=H:port=P, unix:path=P, "
+        "tls:H:P:trustRoots=DIR); overrides --host and --port",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=10.0,
+        help="seconds for connecting and the whole echo (default: 10)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="report connect and round-trip times on standard error",
+    )
+    return parser
+
+
+def _port(text: str) -> int:
+    """
+    @return: C{text} as a TCP port number.
+    @raise argparse.ArgumentTypeError: if it is not one.
+    """
+    if not text.isdigit() or not 0 < int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _positive(text: str) -> float:
+    """
+    @return: C{text} as a number of seconds above zero.
+    @raise argparse.ArgumentTypeError: if it is not one.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def make_endpoint(reactor: object, args: argparse.Namespace) -> IStreamClientEndpoint:
+    """
+    @return: the endpoint C{--connect}, or C{--host} and C{--port}, name.
+    @raise ClientExit: for an endpoint description Twisted can't parse.
+    """
+    if args.connect is None:
+        return HostnameEndpoint(reactor, args.host, args.port)
+    try:
+        endpoint: IStreamClientEndpoint = clientFromString(reactor, args.connect)
+        return endpoint
+    except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
+        raise ClientExit(EXIT_USAGE, f"--connect {args.connect!r}: {e}") from None
+
+
+def read_message(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
+    """
+    @return: the message as bytes: standard input for C{-}, else the argument
+        as the OS gave it (so non-UTF-8 arguments survive).
+    """
+    if args.message == "-":
+        return stdin.read()
+    return os.fsencode(args.message)
+
+
+async def run(
+    reactor: IReactorTime,
+    args: argparse.Namespace,
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    stderr: BinaryIO,
+) -> None:
+    """
+    Do one echo and write it out.
+
+    @raise ClientExit: for every expected failure.
+    """
+    data = read_message(args, stdin)
+    endpoint = make_endpoint(reactor, args)
+    target = args.connect or f"{args.host}:{args.port}"
+    started = reactor.seconds()
+    protocol, finished = start_echo(reactor, endpoint, data, args.timeout)
+    try:
+        reply = await finished
+    except EchoTimeout as e:
+        raise ClientExit(EXIT_TIMEOUT, f"{target}: {e}") from None
+    except EchoError as e:
+        raise ClientExit(EXIT_MISMATCH, f"{target}: {e}") from None
+    except (ConnectError, DNSLookupError) as e:
+        raise ClientExit(
+            EXIT_CONNECT, f"cannot connect to {target}: {_reason(e)}"
+        ) from None
+    ended = reactor.seconds()
+    if args.verbose and protocol.connected_at is not None:
+        stderr.write(
+            f"{PROG}: connected to {target} in "
+            f"{(protocol.connected_at - started) * 1000:.3f} ms; "
+            f"{len(reply)} bytes echoed in "
+            f"{(ended - protocol.connected_at) * 1000:.3f} ms\n".encode()
+        )
+    stdout.write(reply if args.message == "-" else reply + b"\n")
+    stdout.flush()
+
+
+def _reason(error: Exception) -> str:
+    """
+    @return: a connection error's reason without Twisted's class-name prefix.
+    """
+    return str(error).rsplit(": ", 1)[-1].rstrip(".")
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """
+    Run the command line and exit with its code.
+
+    @param argv: the arguments, C{sys.argv[1:]} by default.
+    """
+    args = build_parser().parse_args(argv)
+
+    async def react_main(reactor: IReactorTime) -> None:
+        try:
+            await run(
+                reactor, args, sys.stdin.buffer, sys.stdout.buffer, sys.stderr.buffer
+            )
+        except ClientExit as e:
+            print(f"{PROG}: {e}", file=sys.stderr)
+            raise SystemExit(e.code) from None
+
+    task.react(lambda reactor: Deferred.fromCoroutine(react_main(reactor)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""
+The echo protocol (RFC 862, TCP) and the factory that serves it.
+
+Every byte received is written back, in order.  Three things make it safe to
+put on an open network, all of them Twisted machinery rather than our own:
+
+  - backpressure: the transport is registered as its own streaming producer,
+    so once its outgoing buffer passes C{bufferSize} the reactor stops
+    reading from that client until the buffer drains;
+  - half-close: L{IHalfCloseableProtocol} lets a client shut its sending side
+    and still receive the rest of its echo before the server closes;
+  - limits: an idle timeout from L{twisted.protocols.policies.TimeoutMixin},
+    and a cap on open connections enforced in L{EchoFactory.buildProtocol}
+    (returning L{None} makes the port close the new socket at once).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol, IReactorTime
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import ITransport
+
+#: How much of each chunk C{--verbose} logs.
+VERBOSE_CHUNK_BYTES = 64
+
+
+def describe_peer(address: IAddress) -> str:
+    """
+    Name a peer the way the socket labs print it.
+
+    @param address: the transport's C{getPeer()}.
+    @return: C{('127.0.0.1', 57854)} for an IP peer (as the lab's
+        C{Connected by} line shows it), the socket path for a named UNIX
+        peer, and C{repr(address)} for anything else.
+    """
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return repr((host, port))
+    name = getattr(address, "name", "missing")
+    if name is None:
+        return "unix:(unnamed)"
+    if isinstance(name, bytes):
+        return "unix:" + name.decode("utf-8", "replace")
+    return repr(address)
+
+
+@implementer(IHalfCloseableProtocol)
+class Echo(Protocol, TimeoutMixin):
+    """
+    Write back every byte received, exactly and in order.
+
+    @ivar factory: the L{EchoFactory} that built this protocol.
+    @ivar bytes_in: bytes received so far on this connection.
+    @ivar peer: the peer as L{describe_peer} names it.
+    """
+
+    factory: EchoFactory
+    log = Logger()
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        self.peer = "?"
+        self._started = 0.0
+
+    def connectionMade(self) -> None:
+        """
+        Register the transport as its own producer, start the idle timer and
+        log the peer.
+        """
+        transport = self.transport
+        assert transport is not None
+        factory = self.factory
+        self._started = factory.clock.seconds()
+        self.peer = describe_peer(transport.getPeer())
+        transport.registerProducer(transport, True)  # type: ignore[attr-defined]
+        self.callLater = factory.clock.callLater  # type: ignore[assignment]
+        self.setTimeout(factory.idle_timeout)
+        factory.connection_opened(self)
+        self.log.info("Connected by {peer}", peer=self.peer)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Echo C{data} back at once.
+
+        @param data: the bytes TCP delivered, of any length.
+        """
+        self.bytes_in += len(data)
+        if self.timeOut is not None:
+            self.resetTimeout()
+        if self.factory.verbose:
+            self.log.info(
+                "Received {size} bytes from {peer}: {chunk}",
+                size=len(data),
+                peer=self.peer,
+                chunk=_truncated_repr(data),
+            )
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def readConnectionLost(self) -> None:
+        """
+        The client shut its sending side: flush what is buffered, then close.
+        """
+        self._finish()
+
+    def writeConnectionLost(self) -> None:
+        """
+        The client can no longer receive: nothing left to do but close.
+        """
+        self._finish()
+
+    def timeoutConnection(self) -> None:
+        """
+        Close a connection idle for longer than the factory's C{idle_timeout}.
+        """
+        self.log.info(
+            "Closing {peer}: idle for {timeout} s",
+            peer=self.peer,
+            timeout=self.factory.idle_timeout,
+        )
+        self._finish()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Log one line with the totals and let the factory forget us.
+
+        @param reason: why the connection ended; a reset by the peer is logged
+            in the same single line, never as a traceback.
+        """
+        self.setTimeout(None)
+        duration = self.factory.clock.seconds() - self._started
+        self.factory.connection_closed(self)
+        self.log.info(
+            "Disconnected {peer}: {bytes_in} bytes in, {bytes_out} bytes out, "
+            "{duration:.3f} s ({why})",
+            peer=self.peer,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_in - self._unsent(),
+            duration=duration,
+            why=reason.getErrorMessage(),
+        )
+
+    def _finish(self) -> None:
+        """
+        Close once the outgoing buffer is flushed.
+
+        The transport is unregistered as its own producer first: a transport
+        with a producer still registered never finishes closing.
+        """
+        transport: ITransport | None = self.transport
+        assert transport is not None
+        transport.unregisterProducer()  # type: ignore[attr-defined]
+        transport.loseConnection()
+
+    def _unsent(self) -> int:
+        """
+        @return: bytes accepted for echo but still in the transport's buffer
+            when the connection ended (0 where the transport can't tell).
+        """
+        transport = self.transport
+        buffered = getattr(transport, "dataBuffer", b"")
+        pending = getattr(transport, "_tempDataLen", 0)
+        offset = getattr(transport, "offset", 0)
+        return max(0, len(buffered) - offset + pending)
+
+
+def _truncated_repr(data: bytes) -> str:
+    """
+    @return: C{repr(data)}, cut to L{VERBOSE_CHUNK_BYTES} bytes with a note
+        of how much more there was.
+    """
+    if len(data) <= VERBOSE_CHUNK_BYTES:
+        return repr(data)
+    rest = len(data) - VERBOSE_CHUNK_BYTES
+    return f"{data[:VERBOSE_CHUNK_BYTES]!r}... (+{rest} bytes)"
+
+
+class EchoFactory(Factory):
+    """
+    Build L{Echo} protocols and keep the counts an operator wants.
+
+    @ivar idle_timeout: seconds of silence before a connection is closed, or
+        L{None} for never.
+    @ivar max_connections: how many connections may be open at once, or
+        L{None} for no limit; more are closed as soon as they are accepted.
+    @ivar verbose: log every chunk received.
+    @ivar clock: where time comes from (a L{twisted.internet.task.Clock} in
+        tests).
+    @ivar open_connections: the protocols now connected.
+    @ivar connections_total: connections accepted since start.
+    @ivar refused_total: connections closed for being over the limit.
+    @ivar bytes_echoed: bytes received (and so echoed) by closed and open
+        connections.
+    """
+
+    protocol = Echo  # type: ignore[assignment]
+    noisy = False
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        idle_timeout: float | None = None,
+        max_connections: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.clock = clock
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.verbose = verbose
+        self.open_connections: set[Echo] = set()
+        self.connections_total = 0
+        self.refused_total = 0
+        self._bytes_closed = 0
+        self._refused_since_full = 0
+
+    @property
+    def bytes_echoed(self) -> int:
+        """
+        @return: bytes received on every connection so far.
+        """
+        return self._bytes_closed + sum(p.bytes_in for p in self.open_connections)
+
+    def buildProtocol(self, addr: IAddress) -> Echo | None:  # type: ignore[override]
+        """
+        Build an L{Echo}, or refuse with L{None} when at C{max_connections}.
+
+        Refusals are logged once when the limit is reached and summed up when
+        a slot frees, so a flood can't flood the log too.
+
+        @param addr: the peer's address.
+        @return: the protocol, or L{None} to have the port close the socket.
+        """
+        limit = self.max_connections
+        if limit is not None and len(self.open_connections) >= limit:
+            self.refused_total += 1
+            if self._refused_since_full == 0:
+                self.log.warn(
+                    "Connection limit ({limit}) reached: closing new "
+                    "connections until one ends (first refused: {peer})",
+                    limit=limit,
+                    peer=describe_peer(addr),
+                )
+            self._refused_since_full += 1
+            return None
+        protocol: Echo = super().buildProtocol(addr)  # type: ignore[assignment]
+        return protocol
+
+    def connection_opened(self, protocol: Echo) -> None:
+        """
+        Count a connection that has been made.
+
+        @param protocol: its L{Echo}.
+        """
+        self.open_connections.add(protocol)
+        self.connections_total += 1
+
+    def connection_closed(self, protocol: Echo) -> None:
+        """
+        Forget a connection that has ended, and report refusals if it freed
+        a slot under the limit.
+
+        @param protocol: its L{Echo}.
+        """
+        self.open_connections.discard(protocol)
+        self._bytes_closed += protocol.bytes_in
+        if self._refused_since_full:
+            self.log.warn(
+                "Below the connection limit again; {count} connections were "
+                "refused while it was reached",
+                count=self._refused_since_full,
+            )
+            self._refused_since_full = 0

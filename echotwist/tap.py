@@ -1,0 +1,214 @@
+"""
+The C{twistd echo} command: its options and the service they describe.
+
+C{twisted/plugins/echotwist_plugin.py} points twistd here, in the way
+L{twisted.tap.portforward} serves C{twistd portforward}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IReactorTime
+from twisted.python import usage
+
+from echotwist.protocol import EchoFactory
+
+DEFAULT_PORT = "tcp:9000"
+DEFAULT_BACKLOG = 1024
+DEFAULT_IDLE_TIMEOUT = 300.0
+
+#: Endpoint types that take a C{backlog} parameter.
+_BACKLOG_TYPES = frozenset({"tcp", "tcp6", "unix", "ssl"})
+
+_N = TypeVar("_N", int, float)
+
+
+def endpoint_description(port: str, backlog: int) -> str:
+    """
+    Turn a C{--port} value into a full server endpoint description.
+
+    @param port: a port number (C{9000}, made C{tcp:9000}) or any server
+        endpoint string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}).
+    @param backlog: listen queue length, added where the endpoint type takes
+        one and the description does not already set it.
+    @return: the description to hand to L{strports.service}.
+    @raise usage.UsageError: for a port number outside 0-65535.
+    """
+    if port.isdigit() or port.lstrip("-").isdigit():
+        number = int(port)
+        if not 0 <= number <= 65535:
+            raise usage.UsageError(f"--port {port}: a port number is 0-65535")
+        port = f"tcp:{number}"
+    kind = port.split(":", 1)[0].lower()
+    if kind in _BACKLOG_TYPES and "backlog=" not in port:
+        port = f"{port}:backlog={backlog}"
+    return port
+
+
+def _number(kind: Callable[[str], _N], name: str, value: str, minimum: _N) -> _N:
+    """
+    Parse a numeric option or explain what was wrong with it.
+
+    @param kind: C{int} or C{float}.
+    @param name: the option, for the message.
+    @param value: what the user typed.
+    @param minimum: the smallest value allowed.
+    @return: the parsed number.
+    @raise usage.UsageError: if C{value} is not a number of that kind, or is
+        below C{minimum}.
+    """
+    try:
+        number = kind(value)
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise usage.UsageError(f"--{name} {value!r}: expected {expected}") from None
+    if not number >= minimum:  # also rejects nan
+        raise usage.UsageError(f"--{name} {value!r}: must be at least {minimum}")
+    return number
+
+
+class Options(usage.Options):
+    """
+    Options for C{twistd echo}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve the echo protocol (RFC 862): every byte received is sent back. "
+        "--port takes a port number or any Twisted server endpoint "
+        "description and may be given several times."
+    )
+
+    optFlags = [["verbose", "v", "Log every chunk received (repr, truncated)."]]
+
+    optParameters = [
+        ["backlog", None, str(DEFAULT_BACKLOG), "Listen queue length."],
+        [
+            "max-connections",
+            None,
+            "0",
+            "Close new connections at once while this many are open (0: no limit).",
+        ],
+        [
+            "idle-timeout",
+            None,
+            str(int(DEFAULT_IDLE_TIMEOUT)),
+            "Close a connection silent for this many seconds (0: never).",
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["ports"] = []
+
+    def opt_port(self, port: str) -> None:
+        """
+        Listen on this port number or server endpoint description (default
+        tcp:9000); repeat to listen on several.
+        """
+        self["ports"].append(port)
+
+    opt_p = opt_port
+
+    def postOptions(self) -> None:
+        """
+        Check the numbers and turn every C{--port} into a full description.
+
+        @raise usage.UsageError: naming the option and the value at fault.
+        """
+        backlog = _number(int, "backlog", self["backlog"], 1)
+        self["backlog"] = backlog
+        self["max-connections"] = _number(
+            int, "max-connections", self["max-connections"], 0
+        )
+        self["idle-timeout"] = _number(float, "idle-timeout", self["idle-timeout"], 0.0)
+        if not self["ports"]:
+            self["ports"] = [DEFAULT_PORT]
+        self["ports"] = [endpoint_description(p, backlog) for p in self["ports"]]
+        for description in self["ports"]:
+            _check_endpoint(description)
+
+
+def _check_endpoint(description: str) -> None:
+    """
+    Parse a server endpoint description now, so a typo is a usage error
+    rather than a traceback once twistd starts.
+
+    @param description: the full description.
+    @raise usage.UsageError: if Twisted can't make an endpoint of it.
+    """
+    from twisted.internet import reactor
+
+    try:
+        endpoints.serverFromString(reactor, description)
+    except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
+        raise usage.UsageError(f"--port {description!r}: {e}") from None
+
+
+def make_factory(config: Options, clock: IReactorTime) -> EchoFactory:
+    """
+    @param config: parsed L{Options}.
+    @param clock: the reactor (or a L{twisted.internet.task.Clock}).
+    @return: an L{EchoFactory} configured as the options say.
+    """
+    return EchoFactory(
+        clock,
+        idle_timeout=config["idle-timeout"] or None,
+        max_connections=config["max-connections"] or None,
+        verbose=bool(config["verbose"]),
+    )
+
+
+class EchoService(MultiService):
+    """
+    The listeners of one C{twistd echo}.
+
+    In the foreground a port that can't be listened on ends twistd with one
+    line naming it rather than a traceback.  A daemonising twistd must see the
+    exception itself: its parent process reports it (and waits for nothing
+    else).
+
+    @ivar foreground: whether twistd runs with C{-n}.
+    """
+
+    def __init__(self, foreground: bool) -> None:
+        super().__init__()
+        self.foreground = foreground
+
+    def privilegedStartService(self) -> None:
+        """
+        Start listening (before twistd sheds privileges).
+
+        @raise SystemExit: in the foreground, naming the address if a port
+            can't be listened on.
+        """
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            if self.foreground:
+                raise SystemExit(f"twistd echo: {e}") from None
+            raise
+
+
+def makeService(config: Options) -> MultiService:
+    """
+    Build the echo service: one listener per C{--port}, one shared factory.
+
+    @param config: parsed L{Options}.
+    @return: a L{MultiService} of the listeners.
+    """
+    from twisted.internet import reactor
+
+    factory = make_factory(config, reactor)
+    twistd_options = config.parent
+    daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
+    service = EchoService(foreground=not daemon)
+    for description in config["ports"]:
+        strports.service(description, factory).setServiceParent(service)
+    return service
