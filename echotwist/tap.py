@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from twisted.application import strports
+from twisted.application import internet, strports
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
@@ -18,6 +18,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from echotwist.protocol import EchoFactory
+from echotwist.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownService
+from echotwist.udp import DEFAULT_BURST, DEFAULT_RATE, EchoDatagramProtocol
 
 DEFAULT_PORT = "tcp:9000"
 DEFAULT_BACKLOG = 1024
@@ -101,6 +103,32 @@ class Options(usage.Options):
             str(int(DEFAULT_IDLE_TIMEOUT)),
             "Close a connection silent for this many seconds (0: never).",
         ],
+        [
+            "shutdown-timeout",
+            None,
+            str(int(DEFAULT_SHUTDOWN_TIMEOUT)),
+            "On SIGTERM, seconds open connections get to finish before they "
+            "are closed.",
+        ],
+        [
+            "udp",
+            None,
+            None,
+            "Also echo UDP datagrams on this PORT or INTERFACE:PORT (off by "
+            "default; rate-limited per source, never answers ports below 1024).",
+        ],
+        [
+            "udp-rate",
+            None,
+            str(DEFAULT_RATE),
+            "UDP datagrams per second each source address may be sent.",
+        ],
+        [
+            "udp-burst",
+            None,
+            str(DEFAULT_BURST),
+            "UDP datagrams a source address may be sent at once.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -128,11 +156,33 @@ class Options(usage.Options):
             int, "max-connections", self["max-connections"], 0
         )
         self["idle-timeout"] = _number(float, "idle-timeout", self["idle-timeout"], 0.0)
+        self["shutdown-timeout"] = _number(
+            float, "shutdown-timeout", self["shutdown-timeout"], 0.0
+        )
+        self["udp-rate"] = _number(float, "udp-rate", self["udp-rate"], 0.001)
+        self["udp-burst"] = _number(int, "udp-burst", self["udp-burst"], 1)
+        if self["udp"] is not None:
+            self["udp"] = udp_address(self["udp"])
         if not self["ports"]:
             self["ports"] = [DEFAULT_PORT]
         self["ports"] = [endpoint_description(p, backlog) for p in self["ports"]]
         for description in self["ports"]:
             _check_endpoint(description)
+
+
+def udp_address(value: str) -> tuple[str, int]:
+    """
+    Parse a C{--udp} value.
+
+    @param value: C{PORT}, C{INTERFACE:PORT} or C{[IPV6]:PORT}.
+    @return: the interface (C{""} for all) and the port number.
+    @raise usage.UsageError: if the port is not a number in 0-65535.
+    """
+    interface, _, port = value.rpartition(":")
+    interface = interface.removeprefix("[").removesuffix("]")
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise usage.UsageError(f"--udp {value!r}: expected [INTERFACE:]PORT")
+    return interface, int(port)
 
 
 def _check_endpoint(description: str) -> None:
@@ -209,6 +259,17 @@ def makeService(config: Options) -> MultiService:
     twistd_options = config.parent
     daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
     service = EchoService(foreground=not daemon)
+    udp = None
+    if config["udp"] is not None:
+        udp = EchoDatagramProtocol(
+            reactor, rate=config["udp-rate"], burst=config["udp-burst"]
+        )
+    ShutdownService(
+        factory, reactor, timeout=config["shutdown-timeout"], udp=udp
+    ).setServiceParent(service)
+    if udp is not None:
+        interface, port = config["udp"]
+        internet.UDPServer(port, udp, interface=interface).setServiceParent(service)
     for description in config["ports"]:
         strports.service(description, factory).setServiceParent(service)
     return service

@@ -1,0 +1,144 @@
+"""
+Graceful shutdown for C{twistd echo}.
+
+On SIGTERM the listeners stop accepting, open connections get up to
+C{timeout} seconds to finish, the rest are aborted, one summary line is
+logged and twistd exits 0.  (twistd's own SIGTERM handler makes the process
+kill itself with SIGTERM once the reactor stops, so a supervisor would see a
+signal death rather than a clean exit; L{ShutdownService} replaces it.)
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from echotwist.protocol import EchoFactory
+from echotwist.udp import EchoDatagramProtocol
+
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+#: Seconds between checks for the last connection to end.
+POLL_INTERVAL = 0.05
+
+
+def drain(factory: EchoFactory, clock: IReactorTime, timeout: float) -> Deferred[int]:
+    """
+    Wait for the factory's open connections to end, aborting those still open
+    after C{timeout} seconds.
+
+    @param factory: the factory whose C{open_connections} to wait for.
+    @param clock: the reactor (a L{twisted.internet.task.Clock} in tests).
+    @param timeout: seconds to wait before aborting.
+    @return: a L{Deferred} firing, once none is open, with how many
+        connections had to be aborted.
+    """
+    deadline = clock.seconds() + timeout
+    aborted = 0
+
+    def check() -> None:
+        nonlocal aborted
+        if not factory.open_connections:
+            poll.stop()
+        elif clock.seconds() >= deadline and not aborted:
+            for protocol in list(factory.open_connections):
+                aborted += 1
+                protocol.transport.abortConnection()  # type: ignore[union-attr]
+
+    poll = LoopingCall(check)
+    poll.clock = clock
+    done: Deferred[int] = Deferred()
+    poll.start(POLL_INTERVAL, now=True).addCallback(lambda _: done.callback(aborted))
+    return done
+
+
+class ShutdownService(Service):
+    """
+    Make SIGTERM a graceful shutdown of one L{EchoFactory}'s connections.
+
+    Add it to the parent service before the listeners: a L{MultiService}
+    stops its children in reverse order, so the listeners have stopped
+    accepting when L{stopService} starts to wait.
+
+    @ivar timeout: seconds open connections get to finish.
+    @ivar udp: the UDP echo protocol, if any, for the summary.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        factory: EchoFactory,
+        reactor: Any,
+        timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        udp: EchoDatagramProtocol | None = None,
+    ) -> None:
+        self.factory = factory
+        self.reactor = reactor
+        self.timeout = timeout
+        self.udp = udp
+
+    def startService(self) -> None:
+        """
+        Install the SIGTERM handler once the reactor runs (the reactor
+        installs its own as it starts).
+        """
+        super().startService()
+        core: IReactorCore = self.reactor
+        core.callWhenRunning(signal.signal, signal.SIGTERM, self._sigterm)
+
+    def _sigterm(self, signum: int, frame: object) -> None:
+        """
+        Stop the reactor from the signal handler, as the reactor's own
+        handler does, but without recording the signal as the exit status.
+        """
+        self.log.info("SIGTERM received: shutting down")
+        self.reactor.callFromThread(self.reactor.stop)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Wait for open connections (the listeners are already stopping), then
+        log the summary.
+
+        @return: a L{Deferred} that fires when every connection has ended.
+        """
+        super().stopService()
+        open_now = len(self.factory.open_connections)
+        if open_now:
+            self.log.info(
+                "Stopped accepting; waiting up to {timeout} s for {count} open "
+                "connections",
+                timeout=self.timeout,
+                count=open_now,
+            )
+        return drain(self.factory, self.reactor, self.timeout).addCallback(
+            self._summary
+        )
+
+    def _summary(self, aborted: int) -> None:
+        """
+        Log the one summary line.
+
+        @param aborted: connections aborted at the timeout.
+        """
+        factory = self.factory
+        udp = self.udp
+        self.log.info(
+            "Shutdown complete: {connections} connections served, {bytes} bytes "
+            "echoed, {refused} refused at the connection limit, {aborted} closed "
+            "at the shutdown timeout{udp}",
+            connections=factory.connections_total,
+            bytes=factory.bytes_echoed,
+            refused=factory.refused_total,
+            aborted=aborted,
+            udp=""
+            if udp is None
+            else f"; UDP: {udp.datagrams_echoed} datagrams echoed, "
+            f"{udp.datagrams_dropped} dropped",
+        )

@@ -1,0 +1,164 @@
+"""
+Tests for L{echotwist.shutdown}.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import cast
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionAborted, ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.protocol import Echo, EchoFactory
+from echotwist.shutdown import ShutdownService, drain
+from echotwist.udp import EchoDatagramProtocol
+
+
+def connect(factory: EchoFactory) -> tuple[Echo, StringTransport]:
+    """
+    @return: a new connected L{Echo} of C{factory} and its transport.
+    """
+    address = IPv4Address("TCP", "127.0.0.1", 40000)
+    protocol = factory.buildProtocol(address)
+    assert protocol is not None
+    transport = StringTransport(peerAddress=address)
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def lose(protocol: Echo, transport: StringTransport) -> None:
+    """
+    Deliver C{connectionLost}, as the reactor would after a close or abort.
+    """
+    reason = ConnectionAborted() if transport.disconnected else ConnectionDone()
+    protocol.connectionLost(Failure(reason))
+
+
+class DrainTests(SynchronousTestCase):
+    """
+    Tests for L{drain}.
+    """
+
+    def test_nothingOpen(self) -> None:
+        """
+        With no connection open, L{drain} fires at once with 0 aborted.
+        """
+        clock = Clock()
+        self.assertEqual(self.successResultOf(drain(EchoFactory(clock), clock, 5)), 0)
+
+    def test_waitsForConnections(self) -> None:
+        """
+        L{drain} fires once the last open connection has ended by itself.
+        """
+        clock = Clock()
+        factory = EchoFactory(clock)
+        first, first_transport = connect(factory)
+        second, second_transport = connect(factory)
+        done = drain(factory, clock, 5)
+        lose(first, first_transport)
+        clock.advance(1)
+        self.assertNoResult(done)
+        lose(second, second_transport)
+        clock.advance(1)
+        self.assertEqual(self.successResultOf(done), 0)
+        self.assertFalse(second_transport.disconnected)
+
+    def test_abortsAfterTimeout(self) -> None:
+        """
+        Connections still open after the timeout are aborted, and counted.
+        """
+        clock = Clock()
+        factory = EchoFactory(clock)
+        connections = [connect(factory) for _ in range(3)]
+        done = drain(factory, clock, 5)
+        clock.advance(4.9)
+        self.assertEqual([t.disconnected for _, t in connections], [False] * 3)
+        clock.advance(0.1)
+        self.assertEqual([t.disconnected for _, t in connections], [True] * 3)
+        self.assertNoResult(done)
+        for protocol, transport in connections:
+            lose(protocol, transport)
+        clock.advance(1)
+        self.assertEqual(self.successResultOf(done), 3)
+        self.assertEqual(factory.open_connections, set())
+
+
+class ShutdownServiceTests(SynchronousTestCase):
+    """
+    Tests for L{ShutdownService}.
+    """
+
+    def setUp(self) -> None:
+        self.events: list[LogEvent] = []
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def test_summary(self) -> None:
+        """
+        Stopping the service waits for connections, then logs one summary
+        line with the factory's and the UDP protocol's counters.
+        """
+        reactor = MemoryReactorClock()
+        factory = EchoFactory(reactor)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"hello")
+        udp = EchoDatagramProtocol(reactor)
+        udp.datagrams_echoed = 7
+        service = ShutdownService(factory, reactor, timeout=2, udp=udp)
+        service.startService()
+        stopped = service.stopService()
+        self.assertNoResult(stopped)
+        reactor.advance(2)
+        self.assertTrue(transport.disconnected)
+        lose(protocol, transport)
+        reactor.advance(1)
+        self.successResultOf(stopped)
+        [summary] = [
+            e for e in self.events if "Shutdown complete" in e.get("log_format", "")
+        ]
+        self.assertEqual(
+            (summary["connections"], summary["bytes"], summary["aborted"]), (1, 5, 1)
+        )
+        self.assertIn("7 datagrams echoed", summary["udp"])
+
+    def test_sigtermHandler(self) -> None:
+        """
+        Once the reactor runs, SIGTERM is handled by the service, which asks
+        the reactor (from the thread-safe queue) to stop; the previous
+        handler is restored after the test.
+        """
+        reactor = ThreadCallReactor()
+        previous = signal.getsignal(signal.SIGTERM)
+        self.addCleanup(signal.signal, signal.SIGTERM, previous)
+        service = ShutdownService(EchoFactory(reactor), reactor)
+        service.startService()
+        self.assertIs(signal.getsignal(signal.SIGTERM), previous)
+        for function, args, kwargs in reactor.whenRunningHooks:
+            function(*args, **kwargs)
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)
+        self.assertEqual(reactor.from_thread, [reactor.stop])
+
+
+class ThreadCallReactor(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} that records C{callFromThread} calls.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.from_thread: list[object] = []
+
+    def callFromThread(self, function: object) -> None:
+        """
+        Record C{function} instead of calling it.
+        """
+        self.from_thread.append(function)

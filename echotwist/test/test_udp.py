@@ -1,0 +1,260 @@
+"""
+Tests for L{echotwist.udp}.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.udp import (
+    REFLECTOR_PORTS,
+    EchoDatagramProtocol,
+    TokenBucket,
+    refused_source_port,
+)
+
+CLIENT = ("127.0.0.1", 40000)
+
+
+class FakeDatagramTransport:
+    """
+    Record what a datagram protocol writes, or fail like a full socket.
+
+    @ivar written: C{(datagram, addr)} pairs written.
+    @ivar error: raised by L{write} if set.
+    """
+
+    def __init__(self) -> None:
+        self.written: list[tuple[bytes, tuple[str, int]]] = []
+        self.error: OSError | None = None
+
+    def write(self, datagram: bytes, addr: tuple[str, int]) -> None:
+        """
+        Record C{datagram} for C{addr}, or raise L{error}.
+        """
+        if self.error is not None:
+            raise self.error
+        self.written.append((datagram, addr))
+
+
+def make_protocol(
+    clock: Clock, rate: float = 10.0, burst: int = 3, max_sources: int = 100
+) -> tuple[EchoDatagramProtocol, FakeDatagramTransport]:
+    """
+    @return: a started L{EchoDatagramProtocol} on a fake transport.
+    """
+    protocol = EchoDatagramProtocol(
+        clock, rate=rate, burst=burst, max_sources=max_sources, report_interval=10.0
+    )
+    transport = FakeDatagramTransport()
+    protocol.transport = transport  # type: ignore[assignment]
+    protocol.startProtocol()
+    return protocol, transport
+
+
+class TokenBucketTests(SynchronousTestCase):
+    """
+    Tests for L{TokenBucket}.
+    """
+
+    def test_burstThenRate(self) -> None:
+        """
+        A full bucket gives C{burst} tokens at once, then one per
+        C{1 / rate} seconds.
+        """
+        bucket = TokenBucket(rate=2.0, burst=3, now=0.0)
+        self.assertEqual([bucket.take(0.0) for _ in range(4)], [1, 1, 1, 0])
+        self.assertFalse(bucket.take(0.4))
+        self.assertTrue(bucket.take(0.5))
+        self.assertFalse(bucket.take(0.5))
+
+    def test_neverAboveBurst(self) -> None:
+        """
+        However long the bucket rests it holds no more than C{burst} tokens.
+        """
+        bucket = TokenBucket(rate=100.0, burst=2, now=0.0)
+        self.assertTrue(bucket.full(1000.0))
+        self.assertEqual([bucket.take(1000.0) for _ in range(3)], [1, 1, 0])
+
+
+class RefusedSourcePortTests(SynchronousTestCase):
+    """
+    Tests for L{refused_source_port}.
+    """
+
+    def test_refused(self) -> None:
+        """
+        Port 0, the well-known services that answer back, every port below
+        1024 and the known high-port reflectors are refused.
+        """
+        for port in [0, 7, 13, 17, 19, 37, 53, 123, 161, 1023, *REFLECTOR_PORTS]:
+            self.assertTrue(refused_source_port(port), port)
+
+    def test_ephemeral(self) -> None:
+        """
+        Ordinary client ports are answered.
+        """
+        for port in [1024, 32768, 40000, 60999, 65535]:
+            self.assertFalse(refused_source_port(port), port)
+
+
+class EchoDatagramProtocolTests(SynchronousTestCase):
+    """
+    Tests for L{EchoDatagramProtocol}.
+    """
+
+    def setUp(self) -> None:
+        self.events: list[LogEvent] = []
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def warnings(self) -> list[LogEvent]:
+        """
+        @return: the events logged by L{EchoDatagramProtocol}.
+        """
+        return [
+            e for e in self.events if e.get("log_namespace", "").endswith("Protocol")
+        ]
+
+    def test_echo(self) -> None:
+        """
+        A datagram is sent back, unchanged, to its sender and counted.
+        """
+        protocol, transport = make_protocol(Clock())
+        for payload in [b"hello", b"", b"\x00\xff" * 100]:
+            protocol.datagramReceived(payload, CLIENT)
+        self.assertEqual(
+            transport.written,
+            [(b"hello", CLIENT), (b"", CLIENT), (b"\x00\xff" * 100, CLIENT)],
+        )
+        self.assertEqual(
+            (protocol.datagrams_echoed, protocol.datagrams_dropped), (3, 0)
+        )
+
+    def test_replyNeverLarger(self) -> None:
+        """
+        Every reply is exactly as long as its request.
+        """
+        protocol, transport = make_protocol(Clock(), burst=100)
+        sizes = [0, 1, 512, 1472, 65507]
+        for size in sizes:
+            protocol.datagramReceived(b"x" * size, CLIENT)
+        self.assertEqual([len(d) for d, _ in transport.written], sizes)
+
+    def test_refusedPorts(self) -> None:
+        """
+        Datagrams from port 0 or from echo, daytime, qotd, chargen and time
+        are dropped and counted, never answered.
+        """
+        protocol, transport = make_protocol(Clock(), burst=100)
+        for port in [0, 7, 13, 17, 19, 37]:
+            protocol.datagramReceived(b"loop?", ("127.0.0.1", port))
+        self.assertEqual(transport.written, [])
+        self.assertEqual(protocol.datagrams_dropped, 6)
+        self.assertEqual(protocol.dropped_refused_port, 6)
+
+    def test_rateLimitPerSource(self) -> None:
+        """
+        Past its burst a source is dropped until the clock refills its
+        bucket; another source is unaffected.
+        """
+        clock = Clock()
+        protocol, transport = make_protocol(clock, rate=10.0, burst=3)
+        for _ in range(5):
+            protocol.datagramReceived(b"a", CLIENT)
+        other = ("127.0.0.2", 40000)
+        protocol.datagramReceived(b"b", other)
+        self.assertEqual(len(transport.written), 4)
+        self.assertEqual(transport.written[-1], (b"b", other))
+        self.assertEqual(protocol.dropped_rate_limited, 2)
+        clock.advance(0.1)
+        protocol.datagramReceived(b"a", CLIENT)
+        protocol.datagramReceived(b"a", CLIENT)
+        self.assertEqual(len(transport.written), 5)
+        self.assertEqual(
+            (protocol.datagrams_echoed, protocol.datagrams_dropped), (5, 3)
+        )
+
+    def test_samePortsShareBucketByHost(self) -> None:
+        """
+        A source can't escape its limit by changing its source port.
+        """
+        protocol, transport = make_protocol(Clock(), burst=2)
+        for port in range(40000, 40005):
+            protocol.datagramReceived(b"a", ("127.0.0.1", port))
+        self.assertEqual(len(transport.written), 2)
+
+    def test_maxSources(self) -> None:
+        """
+        A new source beyond C{max_sources} is dropped while every tracked
+        source is still busy, and served once one has gone quiet.
+        """
+        clock = Clock()
+        protocol, transport = make_protocol(clock, rate=1.0, burst=1, max_sources=2)
+        protocol.datagramReceived(b"a", ("10.0.0.1", 40000))
+        protocol.datagramReceived(b"b", ("10.0.0.2", 40000))
+        protocol.datagramReceived(b"c", ("10.0.0.3", 40000))
+        self.assertEqual(len(transport.written), 2)
+        self.assertEqual(protocol.sources_tracked, 2)
+        clock.advance(1.0)
+        protocol.datagramReceived(b"c", ("10.0.0.3", 40000))
+        self.assertEqual(transport.written[-1], (b"c", ("10.0.0.3", 40000)))
+
+    def test_sendFailure(self) -> None:
+        """
+        A datagram the OS refuses to send is counted as dropped, not raised.
+        """
+        protocol, transport = make_protocol(Clock())
+        transport.error = OSError("Message too long")
+        protocol.datagramReceived(b"a", CLIENT)
+        self.assertEqual(protocol.dropped_send_failed, 1)
+        self.assertEqual(protocol.datagrams_echoed, 0)
+
+    def test_dropsLoggedPeriodically(self) -> None:
+        """
+        A flood of drops is logged as one line per report interval, with the
+        count, and nothing is logged for an interval without drops.
+        """
+        clock = Clock()
+        protocol, _ = make_protocol(clock, burst=1)
+        for _ in range(1000):
+            protocol.datagramReceived(b"a", CLIENT)
+            protocol.datagramReceived(b"a", ("127.0.0.1", 19))
+        self.assertEqual(self.warnings(), [])
+        clock.advance(10.0)
+        [event] = self.warnings()
+        self.assertEqual(event["dropped"], 1999)
+        self.assertEqual(event["refused_port"], 1000)
+        self.assertEqual(event["rate_limited"], 999)
+        clock.advance(10.0)
+        self.assertEqual(len(self.warnings()), 1)
+
+    def test_stopReportsRemainder(self) -> None:
+        """
+        Stopping logs drops not yet reported and stops the report timer.
+        """
+        clock = Clock()
+        protocol, _ = make_protocol(clock)
+        protocol.datagramReceived(b"a", ("127.0.0.1", 0))
+        protocol.stopProtocol()
+        [event] = self.warnings()
+        self.assertEqual(event["dropped"], 1)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_quietSourcesForgotten(self) -> None:
+        """
+        The report forgets sources whose buckets have refilled, so the table
+        does not grow with every address ever seen.
+        """
+        clock = Clock()
+        protocol, _ = make_protocol(clock, rate=10.0, burst=3)
+        for i in range(50):
+            protocol.datagramReceived(b"a", (f"10.0.0.{i}", 40000))
+        self.assertEqual(protocol.sources_tracked, 50)
+        clock.advance(10.0)
+        self.assertEqual(protocol.sources_tracked, 0)
