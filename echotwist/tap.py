@@ -17,6 +17,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
+from echotwist.descriptors import AcceptErrorSummary, SummarizedAcceptErrors
 from echotwist.protocol import EchoFactory
 from echotwist.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownService
 from echotwist.udp import DEFAULT_BURST, DEFAULT_RATE, EchoDatagramProtocol
@@ -270,6 +271,9 @@ def makeService(config: Options) -> MultiService:
     if udp is not None:
         interface, port = config["udp"]
         internet.UDPServer(port, udp, interface=interface).setServiceParent(service)
+    accept_errors = AcceptErrorSummary(reactor)
     for description in config["ports"]:
-        strports.service(description, factory).setServiceParent(service)
+        listener = strports.service(description, factory)
+        listener.endpoint = SummarizedAcceptErrors(listener.endpoint, accept_errors)
+        listener.setServiceParent(service)
     return service
