@@ -1,0 +1,49 @@
+"""
+Half-close and abrupt close: everything is echoed before the server closes,
+and a reset costs one log line and leaks nothing.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+from _hostile_helpers import connect, recv_exactly, twistd_echo
+
+
+def test_half_close_echoes_everything() -> None:
+    """
+    A client that shuts its sending side gets all of its bytes back, then
+    the server closes.
+    """
+    data = bytes(range(256)) * 4096
+    with twistd_echo() as server, connect(server.port) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        assert recv_exactly(sock, len(data) + 1) == data
+
+
+def test_reset_mid_stream() -> None:
+    """
+    A client that resets mid-stream costs one log line, no traceback, and
+    the server's count of open connections goes back to zero.
+    """
+    with twistd_echo() as server:
+        for _ in range(5):
+            sock = connect(server.port)
+            sock.sendall(b"x" * 100_000)
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            sock.close()
+        deadline = time.monotonic() + 10
+        while server.open_connections() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.open_connections() == 0
+        output = server.output()
+        lines = [line for line in output.splitlines() if "[echotwist." in line]
+        assert len(lines) == 10
+        assert sum("Disconnected" in line for line in lines) == 5
+        assert "Traceback" not in output
+        assert "Unhandled" not in output

@@ -1,0 +1,67 @@
+"""
+SIGTERM shuts down gracefully: stop accepting, let connections finish or
+close them after C{--shutdown-timeout}, exit 0 with a summary line.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from _hostile_helpers import connect, recv_exactly, round_trip, stop, twistd_echo
+
+
+def test_sigterm_idle_server_exits_zero() -> None:
+    """
+    With no connection open, SIGTERM ends twistd at once with status 0 and
+    a summary line counting what it served.
+    """
+    with twistd_echo() as server:
+        round_trip(server.port, b"hello")
+        assert stop(server) == 0
+        match = server.wait_for(
+            r"Shutdown complete: (\d+) connections served, "
+            r"(\d+) bytes echoed"
+        )
+        assert match.groups() == ("1", "5")
+
+
+def test_sigterm_waits_then_closes() -> None:
+    """
+    After SIGTERM the listener is closed, an open connection keeps echoing
+    until C{--shutdown-timeout}, is then closed, and twistd exits 0.
+    """
+    with twistd_echo("--shutdown-timeout", "2") as server:
+        with connect(server.port) as sock:
+            sock.sendall(b"before")
+            assert recv_exactly(sock, 6) == b"before"
+            server.process.send_signal(15)
+            server.wait_for(r"Stopped accepting; waiting up to 2.0 s for 1 open")
+            server.wait_for(r"TCP Port \d+ Closed")
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.sendall(b"during")
+            assert recv_exactly(sock, 6) == b"during"
+            try:
+                closed = sock.recv(1)
+            except ConnectionResetError:
+                closed = b""
+            assert closed == b""
+        assert server.process.wait(20) == 0
+        server.wait_for(r"Shutdown complete: .* 1 closed at the shutdown timeout")
+
+
+def test_sigterm_connection_finishes_first() -> None:
+    """
+    A connection that ends by itself before the timeout is not aborted, and
+    twistd exits 0 once it has.
+    """
+    with twistd_echo("--shutdown-timeout", "30") as server:
+        with connect(server.port) as sock:
+            server.process.send_signal(15)
+            server.wait_for(r"Stopped accepting")
+            sock.sendall(b"last words")
+            sock.shutdown(socket.SHUT_WR)
+            assert recv_exactly(sock, 11) == b"last words"
+        assert server.process.wait(20) == 0
+        server.wait_for(r"Shutdown complete: .* 0 closed at the shutdown timeout")
