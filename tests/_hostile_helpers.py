@@ -106,7 +106,7 @@ def twistd_echo(
         server = Server(process, log)
         try:
             if port.startswith(("tcp:", "ssl:")):
-                match = server.wait_for(r"EchoFactory starting on (\d+)")
+                match = server.wait_for(r"EchoFactory(?: \(TLS\))? starting on (\d+)")
                 server.port = int(match.group(1))
             yield server
         finally:

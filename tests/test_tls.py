@@ -1,0 +1,173 @@
+"""
+Echo over TLS: C{--port ssl:...} on the server, C{--connect tls:...} on the
+client, verified against a CA made at test time (no key is committed).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _hostile_helpers import environment, twistd_echo
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+CLIENT = [sys.executable, "-m", "echotwist.client"]
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def make_ca(
+    directory: Path, name: str
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """
+    Make a throwaway CA, its certificate alone in C{directory} (a
+    C{trustRoots} directory).
+
+    @return: the CA certificate and key.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(_name(name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir()
+    (directory / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    """
+    A CA, a server certificate it signed for 127.0.0.1 and localhost, and a
+    second, unrelated CA.
+
+    @return: paths: C{key}, C{cert}, C{roots} (the signing CA's directory)
+        and C{other_roots}.
+    """
+    ca_cert, ca_key = make_ca(tmp_path / "roots", "echotwist test CA")
+    make_ca(tmp_path / "other_roots", "some other CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = {
+        "key": tmp_path / "server.key",
+        "cert": tmp_path / "server.pem",
+        "roots": tmp_path / "roots",
+        "other_roots": tmp_path / "other_roots",
+    }
+    files["key"].write_bytes(_pem_key(key))
+    files["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    yield files
+
+
+def _client(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*CLIENT, *args], capture_output=True, timeout=30, env=environment()
+    )
+
+
+def test_tls_echo_verified(tls_files: dict[str, Path]) -> None:
+    """
+    The client verifies the server against the CA and gets the echo.
+    """
+    port = (
+        f"ssl:0:privateKey={tls_files['key']}:certKey={tls_files['cert']}"
+        ":interface=127.0.0.1"
+    )
+    with twistd_echo(port=port) as server:
+        result = _client(
+            "--connect",
+            f"tls:127.0.0.1:{server.port}:trustRoots={tls_files['roots']}",
+            "secret echo",
+        )
+        assert (result.returncode, result.stdout) == (0, b"secret echo\n")
+        assert "Connected by" in server.output()
+
+
+def test_tls_wrong_ca_refused(tls_files: dict[str, Path]) -> None:
+    """
+    Against another CA the client fails to connect (exit 1) with one line
+    naming the verification failure, no traceback, and the server carries
+    on.
+    """
+    port = (
+        f"ssl:0:privateKey={tls_files['key']}:certKey={tls_files['cert']}"
+        ":interface=127.0.0.1"
+    )
+    with twistd_echo(port=port) as server:
+        result = _client(
+            "--connect",
+            f"tls:127.0.0.1:{server.port}:trustRoots={tls_files['other_roots']}",
+            "--timeout",
+            "10",
+            "secret echo",
+        )
+        assert result.returncode == 1
+        assert result.stdout == b""
+        assert len(result.stderr.splitlines()) == 1
+        assert b"certificate verify failed" in result.stderr
+        assert b"Traceback" not in result.stderr
+        ok = _client(
+            "--connect",
+            f"tls:127.0.0.1:{server.port}:trustRoots={tls_files['roots']}",
+            "still up",
+        )
+        assert ok.returncode == 0
