@@ -19,6 +19,7 @@ __all__ = [
     "EchoClosedEarly",
     "EchoError",
     "EchoMismatch",
+    "EchoTLSFailed",
     "EchoTimeout",
     "echo",
     "start_echo",
@@ -64,6 +65,27 @@ class EchoClosedEarly(EchoError):
         )
         self.received = received
         self.expected = expected
+
+
+class EchoTLSFailed(EchoError):
+    """
+    The TLS handshake failed (for instance, the server's certificate did not
+    verify): nothing was echoed because no connection was really made.
+    """
+
+
+def _tls_failure(reason: Failure) -> EchoTLSFailed | None:
+    """
+    @param reason: why a connection ended.
+    @return: an L{EchoTLSFailed} naming the OpenSSL error if C{reason} is
+        one, else L{None}.
+    """
+    error = reason.value
+    if error is None or not type(error).__module__.startswith("OpenSSL"):
+        return None
+    errors = error.args[0] if error.args else []
+    detail = errors[-1][-1] if errors and isinstance(errors[-1], tuple) else ""
+    return EchoTLSFailed(f"TLS handshake failed: {detail or error}")
 
 
 class EchoClientProtocol(Protocol):
@@ -126,7 +148,8 @@ class EchoClientProtocol(Protocol):
         @param reason: why the connection ended.
         """
         if not self.finished.called:
-            self.finished.errback(EchoClosedEarly(self._count, len(self._data)))
+            tls = _tls_failure(reason)
+            self.finished.errback(tls or EchoClosedEarly(self._count, len(self._data)))
 
     def _done(self, failure: Failure | None) -> None:
         """

@@ -20,7 +20,7 @@ from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError, DNSLookupError
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 
-from echotwist.client import EchoError, EchoTimeout, start_echo
+from echotwist.client import EchoError, EchoTimeout, EchoTLSFailed, start_echo
 
 EXIT_OK = 0
 EXIT_CONNECT = 1
@@ -148,6 +148,8 @@ async def run(
         reply = await finished
     except EchoTimeout as e:
         raise ClientExit(EXIT_TIMEOUT, f"{target}: {e}") from None
+    except EchoTLSFailed as e:
+        raise ClientExit(EXIT_CONNECT, f"cannot connect to {target}: {e}") from None
     except EchoError as e:
         raise ClientExit(EXIT_MISMATCH, f"{target}: {e}") from None
     except (ConnectError, DNSLookupError) as e:
