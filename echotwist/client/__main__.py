@@ -21,6 +21,7 @@ from twisted.internet.error import ConnectError, DNSLookupError
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 
 from echotwist.client import EchoError, EchoTimeout, EchoTLSFailed, start_echo
+from echotwist.client.udp import MAX_DATAGRAM, echo_udp
 
 EXIT_OK = 0
 EXIT_CONNECT = 1
@@ -71,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds for connecting and the whole echo (default: 10)",
     )
     parser.add_argument(
+        "--udp",
+        action="store_true",
+        help="echo over UDP to --host and --port: one datagram (at most "
+        f"{MAX_DATAGRAM} bytes), --timeout seconds per try",
+    )
+    parser.add_argument(
+        "--retries",
+        type=_count,
+        default=3,
+        help="with --udp, tries after the first (default: 3)",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -86,6 +99,16 @@ def _port(text: str) -> int:
     """
     if not text.isdigit() or not 0 < int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    """
+    @return: C{text} as a count from 0 to 100.
+    @raise argparse.ArgumentTypeError: if it is not one.
+    """
+    if not (text.isascii() and text.isdigit()) or int(text) > 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0-100)")
     return int(text)
 
 
@@ -140,6 +163,11 @@ async def run(
     @raise ClientExit: for every expected failure.
     """
     data = read_message(args, stdin)
+    if args.udp:
+        reply = await run_udp(reactor, args, data)
+        stdout.write(reply if args.message == "-" else reply + b"\n")
+        stdout.flush()
+        return
     endpoint = make_endpoint(reactor, args)
     target = args.connect or f"{args.host}:{args.port}"
     started = reactor.seconds()
@@ -166,6 +194,35 @@ async def run(
         )
     stdout.write(reply if args.message == "-" else reply + b"\n")
     stdout.flush()
+
+
+async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> bytes:
+    """
+    Do one echo over UDP.
+
+    @return: the echo.
+    @raise ClientExit: for every expected failure.
+    """
+    target = f"udp:{args.host}:{args.port}"
+    if args.connect is not None:
+        raise ClientExit(EXIT_USAGE, "--udp takes --host and --port, not --connect")
+    if len(data) > MAX_DATAGRAM:
+        raise ClientExit(
+            EXIT_USAGE,
+            f"--udp: {len(data)} bytes is over one datagram ({MAX_DATAGRAM})",
+        )
+    try:
+        return await echo_udp(
+            reactor, args.host, args.port, data, args.timeout, args.retries
+        )
+    except EchoTimeout as e:
+        raise ClientExit(
+            EXIT_TIMEOUT, f"{target}: {e} ({args.retries + 1} tries)"
+        ) from None
+    except EchoError as e:
+        raise ClientExit(EXIT_MISMATCH, f"{target}: {e}") from None
+    except (ConnectError, DNSLookupError) as e:
+        raise ClientExit(EXIT_CONNECT, f"cannot reach {target}: {_reason(e)}") from None
 
 
 def _reason(error: Exception) -> str:

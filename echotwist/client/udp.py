@@ -1,0 +1,143 @@
+"""
+An echo client over UDP: send one datagram, wait for it to come back, send
+it again after each C{timeout} up to C{retries} times.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+
+from echotwist.client import EchoMismatch, EchoTimeout
+
+#: The largest payload of one UDP datagram over IPv4.
+MAX_DATAGRAM = 65507
+
+
+class UDPEchoClientProtocol(DatagramProtocol):
+    """
+    Send C{data} to one address and wait for the same bytes back.
+
+    The socket is not connected: on Linux, Twisted's UDP port takes the
+    ICMP error a connected socket reports on read as fatal and stops, so a
+    closed server port simply means no reply, and L{EchoTimeout}.
+
+    @ivar finished: fires with the echo, or fails with L{EchoTimeout} after
+        the last try or L{EchoMismatch} for a different reply.
+    @ivar attempts: datagrams sent so far.
+    """
+
+    def __init__(
+        self,
+        data: bytes,
+        host: str,
+        port: int,
+        clock: IReactorTime,
+        timeout: float,
+        retries: int,
+    ) -> None:
+        self._data = data
+        self._host = host
+        self._port = port
+        self._clock = clock
+        self._timeout = timeout
+        self._retries = retries
+        self._timer: IDelayedCall | None = None
+        self.attempts = 0
+        self.finished: Deferred[bytes] = Deferred()
+
+    def startProtocol(self) -> None:
+        """
+        Send the first try.
+        """
+        self._send()
+
+    def _send(self) -> None:
+        """
+        Send a try and arm the timer for the next, or give up.
+        """
+        if self.finished.called:
+            return
+        if self.attempts > self._retries:
+            total = self._timeout * self.attempts
+            self._done(EchoTimeout(total))
+            return
+        self.attempts += 1
+        self._timer = self._clock.callLater(self._timeout, self._send)
+        self.transport.write(self._data, (self._host, self._port))  # type: ignore[union-attr]
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        """
+        Check the reply against what was sent.
+
+        @param datagram: the reply.
+        @param addr: where it came from; anything not from the server is
+            ignored.
+        """
+        if self.finished.called or tuple(addr[:2]) != (self._host, self._port):
+            return
+        if datagram == self._data:
+            self._done(None)
+            return
+        offset = next(
+            (i for i, (a, b) in enumerate(zip(datagram, self._data)) if a != b),
+            min(len(datagram), len(self._data)),
+        )
+        self._done(
+            EchoMismatch(
+                offset, self._data[offset : offset + 16], datagram[offset : offset + 16]
+            )
+        )
+
+    def _done(self, error: Exception | None) -> None:
+        """
+        Stop the timer and fire L{finished}.
+
+        @param error: L{None} for success, else why the echo failed.
+        """
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        if error is None:
+            self.finished.callback(self._data)
+        else:
+            self.finished.errback(error)
+
+
+async def echo_udp(
+    reactor: Any,
+    host: str,
+    port: int,
+    data: bytes,
+    timeout: float = 2.0,
+    retries: int = 3,
+) -> bytes:
+    """
+    Send C{data} as one datagram to the echo service at C{host}:C{port}.
+
+    @param reactor: an L{IReactorUDP} and L{IReactorTime} provider.
+    @param host: an IP address, or a name resolved to an IPv4 address.
+    @param port: the server's UDP port.
+    @param data: the payload, at most L{MAX_DATAGRAM} bytes.
+    @param timeout: seconds to wait for each try.
+    @param retries: tries after the first.
+    @return: the echo.
+    @raise EchoTimeout: if no try came back.
+    @raise EchoMismatch: if the reply differs.
+    @raise twisted.internet.error.DNSLookupError: if C{host} has no address.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        host = await reactor.resolve(host)
+        address = ipaddress.ip_address(host)
+    protocol = UDPEchoClientProtocol(data, host, port, reactor, timeout, retries)
+    interface = "::" if address.version == 6 else "0.0.0.0"
+    listening = reactor.listenUDP(0, protocol, interface=interface)
+    try:
+        return await protocol.finished
+    finally:
+        await maybeDeferred(listening.stopListening)

@@ -1,0 +1,125 @@
+"""
+Tests for L{echotwist.client.udp} and the client's C{--udp} option.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.client import EchoMismatch, EchoTimeout
+from echotwist.client.__main__ import ClientExit, build_parser, run_udp
+from echotwist.client.udp import MAX_DATAGRAM, UDPEchoClientProtocol
+from echotwist.test.test_udp import FakeDatagramTransport
+
+SERVER = ("127.0.0.1", 7007)
+
+
+def start(
+    clock: Clock, retries: int = 2
+) -> tuple[UDPEchoClientProtocol, FakeDatagramTransport]:
+    """
+    @return: a started client protocol sending C{b"ping"} and its transport.
+    """
+    protocol = UDPEchoClientProtocol(b"ping", *SERVER, clock, 1.0, retries)
+    transport = FakeDatagramTransport()
+    protocol.transport = transport  # type: ignore[assignment]
+    protocol.startProtocol()
+    return protocol, transport
+
+
+class UDPEchoClientProtocolTests(SynchronousTestCase):
+    """
+    Tests for L{UDPEchoClientProtocol}.
+    """
+
+    def test_echo(self) -> None:
+        """
+        The datagram is sent to the server and the same bytes back finish
+        the echo, with no timer left.
+        """
+        clock = Clock()
+        protocol, transport = start(clock)
+        self.assertEqual(transport.written, [(b"ping", SERVER)])
+        protocol.datagramReceived(b"ping", SERVER)
+        self.assertEqual(self.successResultOf(protocol.finished), b"ping")
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_retriesThenTimeout(self) -> None:
+        """
+        Without a reply the datagram is sent again each timeout, C{retries}
+        times, then the echo fails with L{EchoTimeout}.
+        """
+        clock = Clock()
+        protocol, transport = start(clock, retries=2)
+        clock.advance(1.0)
+        clock.advance(1.0)
+        self.assertEqual(len(transport.written), 3)
+        self.assertNoResult(protocol.finished)
+        clock.advance(1.0)
+        self.failureResultOf(protocol.finished, EchoTimeout)
+        self.assertEqual(len(transport.written), 3)
+
+    def test_lateReplyAfterRetry(self) -> None:
+        """
+        A reply arriving after a retry still completes the echo.
+        """
+        clock = Clock()
+        protocol, _ = start(clock)
+        clock.advance(1.0)
+        protocol.datagramReceived(b"ping", SERVER)
+        self.assertEqual(self.successResultOf(protocol.finished), b"ping")
+
+    def test_otherSenderIgnored(self) -> None:
+        """
+        A datagram from anywhere but the server is ignored.
+        """
+        protocol, _ = start(Clock())
+        protocol.datagramReceived(b"pong", ("127.0.0.1", 9999))
+        self.assertNoResult(protocol.finished)
+
+    def test_mismatch(self) -> None:
+        """
+        A different reply fails the echo with the offset of the difference.
+        """
+        protocol, _ = start(Clock())
+        protocol.datagramReceived(b"pint", SERVER)
+        failure = self.failureResultOf(protocol.finished, EchoMismatch)
+        self.assertEqual(failure.value.offset, 3)
+
+
+class RunUDPTests(SynchronousTestCase):
+    """
+    Tests for the command line's C{--udp} checks.
+    """
+
+    def test_tooLarge(self) -> None:
+        """
+        A message over one datagram is a usage error (exit 2).
+        """
+        args = build_parser().parse_args(["--udp", "-"])
+        data = b"x" * (MAX_DATAGRAM + 1)
+        failure = self.failureResultOf(
+            Deferred.fromCoroutine(run_udp(Clock(), args, data)), ClientExit
+        )
+        self.assertEqual(failure.value.code, 2)
+
+    def test_connectRefused(self) -> None:
+        """
+        C{--udp} with C{--connect} is a usage error (exit 2).
+        """
+        args = build_parser().parse_args(["--udp", "--connect", "tcp:a:1", "x"])
+        failure = self.failureResultOf(
+            Deferred.fromCoroutine(run_udp(Clock(), args, b"x")), ClientExit
+        )
+        self.assertEqual(failure.value.code, 2)
+
+    def test_retriesParsed(self) -> None:
+        """
+        C{--retries} takes a count from 0 to 100 only.
+        """
+        self.assertEqual(build_parser().parse_args(["--retries", "0", "x"]).retries, 0)
+        for bad in ["-1", "101", "two"]:
+            with self.assertRaises(SystemExit):
+                build_parser().parse_args(["--retries", bad, "x"])
