@@ -1,0 +1,118 @@
+"""
+Tests for the options and wiring L{echotwist.tap} gained for hostile
+conditions: C{--shutdown-timeout}, C{--udp}, C{--udp-rate}, C{--udp-burst}.
+"""
+
+from __future__ import annotations
+
+from twisted.application.internet import StreamServerEndpointService, UDPServer
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.descriptors import SummarizedAcceptErrors
+from echotwist.shutdown import ShutdownService
+from echotwist.tap import Options, makeService, udp_address
+from echotwist.udp import EchoDatagramProtocol
+
+
+def parse(*argv: str) -> Options:
+    """
+    @return: L{Options} parsed from C{argv}.
+    """
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class UDPAddressTests(SynchronousTestCase):
+    """
+    Tests for L{udp_address}.
+    """
+
+    def test_forms(self) -> None:
+        """
+        C{PORT}, C{INTERFACE:PORT} and C{[IPV6]:PORT} are understood.
+        """
+        self.assertEqual(udp_address("7007"), ("", 7007))
+        self.assertEqual(udp_address("127.0.0.1:0"), ("127.0.0.1", 0))
+        self.assertEqual(udp_address("[::1]:9"), ("::1", 9))
+        self.assertEqual(udp_address("::1:9"), ("::1", 9))
+
+    def test_bad(self) -> None:
+        """
+        A missing, non-numeric or too large port is a usage error.
+        """
+        for bad in ["", "x", "127.0.0.1:", "65536", "1:-1", "\uff11\uff12"]:
+            self.assertRaises(usage.UsageError, udp_address, bad)
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Tests for the new options.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        UDP is off, the shutdown timeout is 10 s, the UDP limits are the
+        module's defaults.
+        """
+        options = parse()
+        self.assertIsNone(options["udp"])
+        self.assertEqual(options["shutdown-timeout"], 10.0)
+        self.assertEqual((options["udp-rate"], options["udp-burst"]), (10.0, 20))
+
+    def test_bad_numbers(self) -> None:
+        """
+        A negative timeout, a zero rate or burst are usage errors.
+        """
+        for argv in [
+            ["--shutdown-timeout", "-1"],
+            ["--udp-rate", "0"],
+            ["--udp-burst", "0"],
+            ["--udp-burst", "1.5"],
+        ]:
+            self.assertRaises(usage.UsageError, parse, *argv)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    Tests for what L{makeService} builds.
+    """
+
+    def test_wiring(self) -> None:
+        """
+        The shutdown service comes first (so it stops last), then the UDP
+        listener with the configured limits, then the TCP listeners, whose
+        endpoints summarize accept errors.
+        """
+        service = makeService(
+            parse(
+                "--udp",
+                "127.0.0.1:0",
+                "--udp-rate",
+                "2",
+                "--udp-burst",
+                "3",
+                "--shutdown-timeout",
+                "4",
+                "--port",
+                "tcp:0",
+            )
+        )
+        shutdown, udp, tcp = list(service)
+        assert isinstance(shutdown, ShutdownService)
+        self.assertEqual(shutdown.timeout, 4.0)
+        assert isinstance(udp, UDPServer)
+        protocol = udp.args[1]
+        assert isinstance(protocol, EchoDatagramProtocol)
+        self.assertIs(shutdown.udp, protocol)
+        self.assertEqual((protocol.rate, protocol.burst), (2.0, 3))
+        assert isinstance(tcp, StreamServerEndpointService)
+        self.assertIsInstance(tcp.endpoint, SummarizedAcceptErrors)
+
+    def test_noUDPByDefault(self) -> None:
+        """
+        Without C{--udp} there is no UDP listener.
+        """
+        service = makeService(parse("--port", "tcp:0"))
+        self.assertFalse([s for s in service if isinstance(s, UDPServer)])
