@@ -7,7 +7,8 @@ L{twisted.tap.portforward} serves C{twistd portforward}.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TypeVar
 
 from twisted.application import strports
@@ -18,6 +19,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from echotwist.protocol import EchoFactory
+from echotwist.snapshot import Snapshot, local_snapshots
+from echotwist.workers import (
+    WorkerPool,
+    check_shareable,
+    parse_workers,
+    worker_args,
+)
 
 DEFAULT_PORT = "tcp:9000"
 DEFAULT_BACKLOG = 1024
@@ -101,6 +109,18 @@ class Options(usage.Options):
             str(int(DEFAULT_IDLE_TIMEOUT)),
             "Close a connection silent for this many seconds (0: never).",
         ],
+        [
+            "workers",
+            None,
+            "1",
+            "Serve the ports from this many processes (auto: one per CPU).",
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9100).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -133,22 +153,44 @@ class Options(usage.Options):
         self["ports"] = [endpoint_description(p, backlog) for p in self["ports"]]
         for description in self["ports"]:
             _check_endpoint(description)
+        self["workers"] = parse_workers(self["workers"])
+        if self["workers"] > 1:
+            check_shareable(self["ports"])
+        if self["metrics"] is not None:
+            _check_metrics(self["metrics"])
 
 
-def _check_endpoint(description: str) -> None:
+def _check_endpoint(description: str, option: str = "port") -> None:
     """
     Parse a server endpoint description now, so a typo is a usage error
     rather than a traceback once twistd starts.
 
     @param description: the full description.
+    @param option: the option it came from, for the message.
     @raise usage.UsageError: if Twisted can't make an endpoint of it.
     """
     from twisted.internet import reactor
 
     try:
         endpoints.serverFromString(reactor, description)
-    except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
-        raise usage.UsageError(f"--port {description!r}: {e}") from None
+    except (ValueError, KeyError, TypeError, ImportError, OSError, IndexError) as e:
+        raise usage.UsageError(f"--{option} {description!r}: {e}") from None
+
+
+def _check_metrics(description: str) -> None:
+    """
+    Check C{--metrics}: its endpoint, and that C{prometheus_client} is here.
+
+    @param description: the server endpoint description.
+    @raise usage.UsageError: if either is missing.
+    """
+    try:
+        import echotwist.metrics  # noqa: F401
+    except ImportError:
+        raise usage.UsageError(
+            "--metrics needs prometheus_client: pip install 'echotwist[metrics]'"
+        ) from None
+    _check_endpoint(description, "metrics")
 
 
 def make_factory(config: Options, clock: IReactorTime) -> EchoFactory:
@@ -209,6 +251,19 @@ def makeService(config: Options) -> MultiService:
     twistd_options = config.parent
     daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
     service = EchoService(foreground=not daemon)
-    for description in config["ports"]:
-        strports.service(description, factory).setServiceParent(service)
+    sources: Callable[[], Mapping[str, Snapshot]]
+    if config["workers"] > 1:
+        pool = WorkerPool(
+            reactor, config["ports"], config["workers"], worker_args(config), factory
+        )
+        pool.setServiceParent(service)
+        sources = pool.snapshots
+    else:
+        for description in config["ports"]:
+            strports.service(description, factory).setServiceParent(service)
+        sources = partial(local_snapshots, factory)
+    if config["metrics"] is not None:
+        from echotwist.metrics import metrics_service
+
+        metrics_service(config["metrics"], sources).setServiceParent(service)
     return service
