@@ -147,6 +147,11 @@ def _check_endpoint(description: str) -> None:
 
     try:
         endpoints.serverFromString(reactor, description)
+    except IndexError:
+        raise usage.UsageError(
+            f"--port {description!r}: no such socket passed by systemd "
+            "(LISTEN_FDS, LISTEN_PID)"
+        ) from None
     except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
         raise usage.UsageError(f"--port {description!r}: {e}") from None
 
