@@ -63,7 +63,8 @@ def test_wheelCarriesPlugin(dist: Path) -> None:
     C{twisted/plugins/__init__.py} nor a C{dropin.cache}.
     """
     [wheel] = dist.glob("*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
     assert PLUGIN in names
     assert "echotwist/py.typed" in names
     assert "twisted/plugins/__init__.py" not in names
@@ -76,7 +77,8 @@ def test_sdistCarriesPlugin(dist: Path) -> None:
     The sdist has the plugin module and no C{dropin.cache}.
     """
     [sdist] = dist.glob("*.tar.gz")
-    names = tarfile.open(sdist).getnames()
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
     assert any(n.endswith(PLUGIN) for n in names)
     assert not [n for n in names if n.endswith("dropin.cache")]
     assert not [n for n in names if n.endswith("twisted/plugins/__init__.py")]

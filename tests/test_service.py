@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
+from twistd_support import TIMEOUT, TWISTD, Twistd, twistd_echo
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
-from twistd_support import TIMEOUT, TWISTD, Twistd, twistd_echo
 
 from echotwist.client import echo
 
