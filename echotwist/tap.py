@@ -173,7 +173,12 @@ def _check_endpoint(description: str, option: str = "port") -> None:
 
     try:
         endpoints.serverFromString(reactor, description)
-    except (ValueError, KeyError, TypeError, ImportError, OSError, IndexError) as e:
+    except IndexError:
+        raise usage.UsageError(
+            f"--{option} {description!r}: no such socket passed by systemd "
+            "(LISTEN_FDS, LISTEN_PID)"
+        ) from None
+    except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
         raise usage.UsageError(f"--{option} {description!r}: {e}") from None
 
 
