@@ -3,8 +3,9 @@ Prometheus metrics for C{twistd echo --metrics ENDPOINT}.
 
 L{EchoCollector} turns L{Snapshot}s into samples when Prometheus scrapes;
 L{metrics_service} serves them with C{prometheus_client}'s Twisted
-integration at C{/metrics}.  Every sample carries a C{worker} label: C{0} for
-a single process, C{1}..C{N} for the workers of C{--workers N}, so
+integration at C{/metrics}.  Every sample carries a C{worker} label: C{0} is
+the twistd process itself, and C{1}..C{N} the workers of C{--workers N} (which
+then accept every TCP connection, so worker C{0} counts only UDP).
 C{sum without (worker) (...)} gives the service's totals.
 """
 

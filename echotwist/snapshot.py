@@ -8,7 +8,7 @@ turns into Prometheus samples, so it must survive a trip through JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
@@ -98,3 +98,19 @@ def local_snapshots(
     @return: this process's snapshot, as worker C{0}.
     """
     return {"0": take_snapshot(factory, udp_protocols)}
+
+
+def merged_snapshots(
+    *sources: Callable[[], Mapping[str, Snapshot]],
+) -> dict[str, Snapshot]:
+    """
+    The snapshots of several sources, e.g. the parent (worker C{0}, which
+    serves UDP but accepts no TCP connection) and its workers.
+
+    @param sources: each returns snapshots by worker label.
+    @return: all of them, by worker label.
+    """
+    merged: dict[str, Snapshot] = {}
+    for source in sources:
+        merged.update(source())
+    return merged

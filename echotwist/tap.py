@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from echotwist.protocol import EchoFactory
-from echotwist.snapshot import Snapshot, local_snapshots
+from echotwist.snapshot import Snapshot, local_snapshots, merged_snapshots
 from echotwist.workers import (
     WorkerPool,
     check_shareable,
@@ -257,16 +257,16 @@ def makeService(config: Options) -> MultiService:
     daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
     service = EchoService(foreground=not daemon)
     sources: Callable[[], Mapping[str, Snapshot]]
+    sources = partial(local_snapshots, factory)
     if config["workers"] > 1:
         pool = WorkerPool(
             reactor, config["ports"], config["workers"], worker_args(config), factory
         )
         pool.setServiceParent(service)
-        sources = pool.snapshots
+        sources = partial(merged_snapshots, sources, pool.snapshots)
     else:
         for description in config["ports"]:
             strports.service(description, factory).setServiceParent(service)
-        sources = partial(local_snapshots, factory)
     if config["metrics"] is not None:
         from echotwist.metrics import metrics_service
 

@@ -85,8 +85,9 @@ def parse_workers(value: str) -> int:
     return count
 
 
-#: C{twistd echo} options that concern the parent only.
-_PARENT_ONLY = frozenset({"workers", "metrics", "backlog"})
+#: C{twistd echo} options that concern the parent only (UDP is served by the
+#: parent: a datagram socket has no accept queue to share).
+_PARENT_ONLY = frozenset({"workers", "metrics", "backlog", "udp"})
 
 
 def worker_args(config: Options) -> list[str]:

@@ -118,8 +118,8 @@ def metrics_port(twistd: Twistd) -> int:
 
 def test_echo_and_metrics(workers: Twistd) -> None:
     """
-    Two workers echo on the parent's port, and C{/metrics} reports both,
-    labelled, with totals that add up to what the clients sent.
+    Two workers echo on the parent's port, and C{/metrics} reports both and
+    the parent, labelled, with totals that add up to what the clients sent.
     """
     messages = [f"message {i}".encode() * (i + 1) for i in range(20)]
     for message in messages:
@@ -132,7 +132,8 @@ def test_echo_and_metrics(workers: Twistd) -> None:
         if done or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert sorted(metrics["echotwist_connections"]) == ["1", "2"]
+    assert sorted(metrics["echotwist_connections"]) == ["0", "1", "2"]
+    assert metrics["echotwist_connections"]["0"] == 0
     assert sum(metrics["echotwist_connections"].values()) == len(messages)
     assert sum(metrics["echotwist_bytes_echoed"].values()) == sum(map(len, messages))
     assert sum(metrics["echotwist_open_connections"].values()) == 0

@@ -15,7 +15,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.metrics import metrics_registry
 from echotwist.protocol import Echo, EchoFactory
-from echotwist.snapshot import Snapshot, local_snapshots, take_snapshot
+from echotwist.snapshot import (
+    Snapshot,
+    local_snapshots,
+    merged_snapshots,
+    take_snapshot,
+)
 
 
 @dataclass
@@ -83,6 +88,18 @@ class SnapshotTests(SynchronousTestCase):
         factory = EchoFactory(Clock())
         connect(factory)
         self.assertEqual(local_snapshots(factory), {"0": Snapshot(1, 1, 0, 0, 0, 0)})
+
+    def test_merged(self) -> None:
+        """
+        L{merged_snapshots} gathers the snapshots of several sources.
+        """
+        self.assertEqual(
+            merged_snapshots(
+                lambda: {"0": Snapshot(datagrams_echoed=1)},
+                lambda: {"1": Snapshot(1), "2": Snapshot(2)},
+            ),
+            {"0": Snapshot(datagrams_echoed=1), "1": Snapshot(1), "2": Snapshot(2)},
+        )
 
     def test_json_round_trip(self) -> None:
         """
