@@ -73,7 +73,9 @@ def parse_workers(value: str) -> int:
     @raise usage.UsageError: for anything else.
     """
     if value == "auto":
-        return len(os.sched_getaffinity(0)) or 1
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
     try:
         count = int(value)
     except ValueError:
