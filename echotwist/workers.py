@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, cast
 
-from twisted.application.service import Service
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints, task
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.error import ProcessExitedAlready
@@ -431,7 +432,8 @@ class _Reports(Protocol):
 
 def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
     """
-    Serve the inherited sockets until stdin closes or a signal stops us.
+    Serve the inherited sockets until stdin closes or a signal stops us;
+    the listeners are services, stopped as the reactor shuts down.
 
     @param reactor: the reactor.
     @param argv: the command line, as L{WorkerOptions} reads it.
@@ -444,8 +446,12 @@ def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
     config = Options()
     config.parseOptions(options["echo"])
     factory = make_factory(config, cast(IReactorTime, reactor))
+    service = MultiService()
     for fd, family in options["fds"]:
-        endpoints.AdoptedStreamServerEndpoint(reactor, fd, family).listen(factory)
+        endpoint = endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
+        StreamServerEndpointService(endpoint, factory).setServiceParent(service)
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reports = _Reports()
     StandardIO(reports, reactor=reactor)
 
