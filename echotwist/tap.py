@@ -7,7 +7,8 @@ L{twisted.tap.portforward} serves C{twistd portforward}.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TypeVar
 
 from twisted.application import internet, strports
@@ -20,7 +21,14 @@ from twisted.python import usage
 from echotwist.descriptors import AcceptErrorSummary, SummarizedAcceptErrors
 from echotwist.protocol import EchoFactory
 from echotwist.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownService
+from echotwist.snapshot import Snapshot, local_snapshots, merged_snapshots
 from echotwist.udp import DEFAULT_BURST, DEFAULT_RATE, EchoDatagramProtocol
+from echotwist.workers import (
+    WorkerPool,
+    check_shareable,
+    parse_workers,
+    worker_args,
+)
 
 DEFAULT_PORT = "tcp:9000"
 DEFAULT_BACKLOG = 1024
@@ -130,6 +138,18 @@ class Options(usage.Options):
             str(DEFAULT_BURST),
             "UDP datagrams a source address may be sent at once.",
         ],
+        [
+            "workers",
+            None,
+            "1",
+            "Serve the ports from this many processes (auto: one per CPU).",
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9100).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -169,6 +189,11 @@ class Options(usage.Options):
         self["ports"] = [endpoint_description(p, backlog) for p in self["ports"]]
         for description in self["ports"]:
             _check_endpoint(description)
+        self["workers"] = parse_workers(self["workers"])
+        if self["workers"] > 1:
+            check_shareable(self["ports"])
+        if self["metrics"] is not None:
+            _check_metrics(self["metrics"])
 
 
 def udp_address(value: str) -> tuple[str, int]:
@@ -186,20 +211,42 @@ def udp_address(value: str) -> tuple[str, int]:
     return interface, int(port)
 
 
-def _check_endpoint(description: str) -> None:
+def _check_endpoint(description: str, option: str = "port") -> None:
     """
     Parse a server endpoint description now, so a typo is a usage error
     rather than a traceback once twistd starts.
 
     @param description: the full description.
+    @param option: the option it came from, for the message.
     @raise usage.UsageError: if Twisted can't make an endpoint of it.
     """
     from twisted.internet import reactor
 
     try:
         endpoints.serverFromString(reactor, description)
+    except IndexError:
+        raise usage.UsageError(
+            f"--{option} {description!r}: no such socket passed by systemd "
+            "(LISTEN_FDS, LISTEN_PID)"
+        ) from None
     except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
-        raise usage.UsageError(f"--port {description!r}: {e}") from None
+        raise usage.UsageError(f"--{option} {description!r}: {e}") from None
+
+
+def _check_metrics(description: str) -> None:
+    """
+    Check C{--metrics}: its endpoint, and that C{prometheus_client} is here.
+
+    @param description: the server endpoint description.
+    @raise usage.UsageError: if either is missing.
+    """
+    try:
+        import echotwist.metrics  # noqa: F401
+    except ImportError:
+        raise usage.UsageError(
+            "--metrics needs prometheus_client: pip install 'echotwist[metrics]'"
+        ) from None
+    _check_endpoint(description, "metrics")
 
 
 def make_factory(config: Options, clock: IReactorTime) -> EchoFactory:
@@ -260,20 +307,33 @@ def makeService(config: Options) -> MultiService:
     twistd_options = config.parent
     daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
     service = EchoService(foreground=not daemon)
+    sources: Callable[[], Mapping[str, Snapshot]]
     udp = None
     if config["udp"] is not None:
         udp = EchoDatagramProtocol(
             reactor, rate=config["udp-rate"], burst=config["udp-burst"]
         )
+    sources = partial(local_snapshots, factory, [] if udp is None else [udp])
     ShutdownService(
         factory, reactor, timeout=config["shutdown-timeout"], udp=udp
     ).setServiceParent(service)
     if udp is not None:
         interface, port = config["udp"]
         internet.UDPServer(port, udp, interface=interface).setServiceParent(service)
-    accept_errors = AcceptErrorSummary(reactor)
-    for description in config["ports"]:
-        listener = strports.service(description, factory)
-        listener.endpoint = SummarizedAcceptErrors(listener.endpoint, accept_errors)
-        listener.setServiceParent(service)
+    if config["workers"] > 1:
+        pool = WorkerPool(
+            reactor, config["ports"], config["workers"], worker_args(config), factory
+        )
+        pool.setServiceParent(service)
+        sources = partial(merged_snapshots, sources, pool.snapshots)
+    else:
+        accept_errors = AcceptErrorSummary(reactor)
+        for description in config["ports"]:
+            listener = strports.service(description, factory)
+            listener.endpoint = SummarizedAcceptErrors(listener.endpoint, accept_errors)
+            listener.setServiceParent(service)
+    if config["metrics"] is not None:
+        from echotwist.metrics import metrics_service
+
+        metrics_service(config["metrics"], sources).setServiceParent(service)
     return service

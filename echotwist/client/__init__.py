@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import connectProtocol
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -189,7 +190,9 @@ def start_echo(
         return protocol.finished
 
     def timed_out(result: object, timeout: float) -> object:
-        if isinstance(result, Failure) and result.check(CancelledError):
+        if isinstance(result, Failure) and result.check(
+            CancelledError, ConnectingCancelledError
+        ):
             return Failure(EchoTimeout(timeout))
         return result
 

@@ -1,0 +1,361 @@
+"""
+Tests for L{echotwist.protocol}.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import main
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.protocol import Echo, EchoFactory, describe_peer
+
+PEER = IPv4Address("TCP", "127.0.0.1", 57854)
+
+
+def connect(factory: EchoFactory) -> tuple[Echo, StringTransport]:
+    """
+    Build a protocol from C{factory} and connect it to a L{StringTransport}.
+
+    @return: the protocol and its transport.
+    """
+    protocol = factory.buildProtocol(PEER)
+    assert protocol is not None
+    transport = StringTransport(peerAddress=PEER)
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+class EchoTests(SynchronousTestCase):
+    """
+    Tests for L{Echo}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.factory = EchoFactory(self.clock)
+
+    def test_echoesEveryChunkInOrder(self) -> None:
+        """
+        Every byte of many chunks, including empty ones, NUL and 0xFF, is
+        written back in order, and nothing else is written.
+        """
+        protocol, transport = connect(self.factory)
+        chunks = [bytes([i % 256]) * (i % 7) for i in range(1000)] + [b"\x00\xff"]
+        for chunk in chunks:
+            protocol.dataReceived(chunk)
+        self.assertEqual(transport.value(), b"".join(chunks))
+        self.assertEqual(protocol.bytes_in, len(b"".join(chunks)))
+
+    def test_registersTransportAsStreamingProducer(self) -> None:
+        """
+        The transport is registered as its own streaming producer, so it stops
+        reading while its outgoing buffer is full.
+        """
+        _, transport = connect(self.factory)
+        self.assertIs(transport.producer, transport)
+        self.assertTrue(transport.streaming)
+
+    def test_halfClose(self) -> None:
+        """
+        When the client shuts its sending side the server unregisters the
+        producer and closes once what it has buffered is written.
+        """
+        protocol, transport = connect(self.factory)
+        self.assertTrue(IHalfCloseableProtocol.providedBy(protocol))
+        protocol.dataReceived(b"last words")
+        protocol.readConnectionLost()
+        self.assertEqual(transport.value(), b"last words")
+        self.assertIsNone(transport.producer)
+        self.assertTrue(transport.disconnecting)
+
+    def test_writeConnectionLost(self) -> None:
+        """
+        When the client can no longer receive, the server closes.
+        """
+        protocol, transport = connect(self.factory)
+        protocol.writeConnectionLost()
+        self.assertTrue(transport.disconnecting)
+
+    def test_logsConnectAndDisconnect(self) -> None:
+        """
+        One line names the peer on connect, in the lab's C{Connected by} form;
+        one line on disconnect gives bytes in and out and the duration.
+        """
+        with capturedLogs() as events:
+            protocol, _ = connect(self.factory)
+            protocol.dataReceived(b"12345")
+            self.clock.advance(2.5)
+            protocol.connectionLost(Failure(ConnectionLost("reset by peer")))
+        messages = [e["log_format"].format(**e) for e in events]
+        self.assertEqual(
+            messages,
+            [
+                "Connected by ('127.0.0.1', 57854)",
+                "Disconnected ('127.0.0.1', 57854): 5 bytes in, 5 bytes out, "
+                "2.500 s (Connection to the other side was lost in a non-clean "
+                "fashion: reset by peer.)",
+            ],
+        )
+
+    def test_verboseLogsChunksTruncated(self) -> None:
+        """
+        With C{verbose} each chunk is logged as a repr, cut after 64 bytes.
+        """
+        self.factory.verbose = True
+        protocol, _ = connect(self.factory)
+        with capturedLogs() as events:
+            protocol.dataReceived(b"a" * 100)
+        [event] = events
+        message = event["log_format"].format(**event)
+        self.assertEqual(
+            message,
+            "Received 100 bytes from ('127.0.0.1', 57854): "
+            f"{b'a' * 64!r}... (+36 bytes)",
+        )
+
+    def test_quietByDefault(self) -> None:
+        """
+        Without C{verbose}, chunks are not logged.
+        """
+        protocol, _ = connect(self.factory)
+        with capturedLogs() as events:
+            protocol.dataReceived(b"hello")
+        self.assertEqual(list(events), [])
+
+
+class IdleTimeoutTests(SynchronousTestCase):
+    """
+    Tests for the idle timeout, which counts inactivity, not age.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.factory = EchoFactory(self.clock, idle_timeout=10)
+
+    def test_idleConnectionClosed(self) -> None:
+        """
+        A connection silent for C{idle_timeout} seconds is closed.
+        """
+        _, transport = connect(self.factory)
+        self.clock.advance(9.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_tricklingConnectionKept(self) -> None:
+        """
+        A byte every second keeps a connection open well past the timeout.
+        """
+        protocol, transport = connect(self.factory)
+        for _ in range(30):
+            self.clock.advance(1)
+            protocol.dataReceived(b"x")
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(transport.value(), b"x" * 30)
+
+    def test_timerCancelledOnDisconnect(self) -> None:
+        """
+        No timer is left behind once the connection is gone.
+        """
+        protocol, _ = connect(self.factory)
+        protocol.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_noTimeout(self) -> None:
+        """
+        Without an idle timeout no timer is set.
+        """
+        connect(EchoFactory(self.clock))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ConnectionLimitTests(SynchronousTestCase):
+    """
+    Tests for L{EchoFactory}'s connection limit and counters.
+    """
+
+    def setUp(self) -> None:
+        self.factory = EchoFactory(Clock(), max_connections=2)
+
+    def test_refusesOverLimit(self) -> None:
+        """
+        At the limit, C{buildProtocol} returns L{None} (the port then closes
+        the socket at once) and counts the refusal.
+        """
+        connect(self.factory)
+        connect(self.factory)
+        self.assertIsNone(self.factory.buildProtocol(PEER))
+        self.assertIsNone(self.factory.buildProtocol(PEER))
+        self.assertEqual(self.factory.refused_total, 2)
+        self.assertEqual(self.factory.connections_total, 2)
+
+    def test_acceptsAgainWhenSlotFrees(self) -> None:
+        """
+        Once a connection ends, a new one is accepted.
+        """
+        first, _ = connect(self.factory)
+        connect(self.factory)
+        first.connectionLost(Failure(ConnectionLost()))
+        self.assertIsInstance(self.factory.buildProtocol(PEER), Echo)
+
+    def test_refusalsLoggedOnceNotPerConnection(self) -> None:
+        """
+        Reaching the limit is logged once, however many are refused, and the
+        count is logged when a slot frees.
+        """
+        first, _ = connect(self.factory)
+        connect(self.factory)
+        with capturedLogs() as events:
+            for _ in range(100):
+                self.factory.buildProtocol(PEER)
+            first.connectionLost(Failure(ConnectionLost()))
+        warnings = [
+            e["log_format"].format(**e)
+            for e in events
+            if e["log_namespace"].endswith("EchoFactory")
+        ]
+        self.assertEqual(len(warnings), 2)
+        self.assertIn("Connection limit (2) reached", warnings[0])
+        self.assertIn("100 connections were refused", warnings[1])
+
+    def test_counters(self) -> None:
+        """
+        Open connections, totals and bytes echoed are kept across connects
+        and disconnects.
+        """
+        factory = EchoFactory(Clock())
+        a, _ = connect(factory)
+        b, _ = connect(factory)
+        a.dataReceived(b"abc")
+        b.dataReceived(b"de")
+        a.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(factory.open_connections, {b})
+        self.assertEqual(factory.connections_total, 2)
+        self.assertEqual(factory.bytes_echoed, 5)
+
+
+class _FDSetRecorder:
+    """
+    The part of L{twisted.internet.interfaces.IReactorFDSet} a
+    L{FileDescriptor} uses, recording who is being read and written.
+    """
+
+    def __init__(self) -> None:
+        self.readers: set[object] = set()
+        self.writers: set[object] = set()
+
+    def addReader(self, reader: object) -> None:
+        self.readers.add(reader)
+
+    def removeReader(self, reader: object) -> None:
+        self.readers.discard(reader)
+
+    def addWriter(self, writer: object) -> None:
+        self.writers.add(writer)
+
+    def removeWriter(self, writer: object) -> None:
+        self.writers.discard(writer)
+
+
+class _StalledSocket(FileDescriptor):
+    """
+    A L{FileDescriptor} whose peer takes only what C{accept} allows, to watch
+    Twisted's real buffering and producer logic at work.
+    """
+
+    def __init__(self, reactor: _FDSetRecorder) -> None:
+        super().__init__(reactor)  # type: ignore[arg-type]
+        self.connected = 1
+        self.accept = 0
+
+    def writeSomeData(self, data: bytes) -> int:
+        taken = min(self.accept, len(data))
+        self.accept -= taken
+        return taken
+
+    def getPeer(self) -> IPv4Address:
+        return PEER
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("TCP", "127.0.0.1", 9000)
+
+
+class BackpressureTests(SynchronousTestCase):
+    """
+    A client that sends but does not read stops being read from.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = _FDSetRecorder()
+        self.socket = _StalledSocket(self.reactor)
+        protocol = EchoFactory(Clock()).buildProtocol(PEER)
+        assert protocol is not None
+        self.protocol = protocol
+        self.protocol.makeConnection(self.socket)
+        self.socket.startReading()
+
+    def test_pausesReadingWhenBufferFull(self) -> None:
+        """
+        Once the outgoing buffer passes C{bufferSize}, reading stops.
+        """
+        self.protocol.dataReceived(b"x" * self.socket.bufferSize)
+        self.assertIn(self.socket, self.reactor.readers)
+        self.protocol.dataReceived(b"x")
+        self.assertNotIn(self.socket, self.reactor.readers)
+
+    def test_resumesReadingWhenDrained(self) -> None:
+        """
+        Once the peer has read the whole buffer, reading starts again.
+        """
+        size = self.socket.bufferSize + 1
+        self.protocol.dataReceived(b"x" * size)
+        self.socket.accept = size - 1
+        self.socket.doWrite()
+        self.assertNotIn(self.socket, self.reactor.readers)
+        self.socket.accept = 1
+        self.socket.doWrite()
+        self.assertIn(self.socket, self.reactor.readers)
+
+    def test_halfCloseWhilePausedStillCloses(self) -> None:
+        """
+        A client that half-closes while reading is paused still gets its
+        echo, and then the connection closes.
+        """
+        size = self.socket.bufferSize + 1
+        self.protocol.dataReceived(b"x" * size)
+        self.protocol.readConnectionLost()
+        self.socket.accept = size
+        # doWrite's result tells the reactor to drop the connection.
+        self.assertIs(self.socket.doWrite(), main.CONNECTION_DONE)
+
+
+class DescribePeerTests(SynchronousTestCase):
+    """
+    Tests for L{describe_peer}.
+    """
+
+    def test_ip(self) -> None:
+        """
+        An IP peer is shown as the lab shows it.
+        """
+        self.assertEqual(describe_peer(PEER), "('127.0.0.1', 57854)")
+
+    def test_unixUnnamed(self) -> None:
+        """
+        A UNIX client socket usually has no name.
+        """
+        self.assertEqual(describe_peer(UNIXAddress(None)), "unix:(unnamed)")
+
+    def test_unixNamed(self) -> None:
+        """
+        A named UNIX socket is shown by its path.
+        """
+        self.assertEqual(describe_peer(UNIXAddress(b"/run/e")), "unix:/run/e")

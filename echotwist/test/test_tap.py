@@ -1,0 +1,223 @@
+"""
+Tests for L{echotwist.tap} and the twistd plugin that points at it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IServiceMaker, Service
+from twisted.internet.error import CannotListenError
+from twisted.internet.task import Clock
+from twisted.plugin import getPlugins
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist import tap
+from echotwist.shutdown import ShutdownService
+
+
+def parse(*argv: str) -> tap.Options:
+    """
+    @return: L{tap.Options} parsed from C{argv}.
+    """
+    options = tap.Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Tests for L{tap.Options}.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        With no options: TCP port 9000, backlog 1024, a 300 s idle timeout, no
+        connection limit, quiet.
+        """
+        options = parse()
+        self.assertEqual(options["ports"], ["tcp:9000:backlog=1024"])
+        self.assertEqual(options["backlog"], 1024)
+        self.assertEqual(options["idle-timeout"], 300.0)
+        self.assertEqual(options["max-connections"], 0)
+        self.assertFalse(options["verbose"])
+
+    def test_barePortBecomesTCP(self) -> None:
+        """
+        A bare port number means that TCP port.
+        """
+        self.assertEqual(parse("--port", "9001")["ports"], ["tcp:9001:backlog=1024"])
+
+    def test_repeatablePorts(self) -> None:
+        """
+        C{--port} may be given several times, each an endpoint description;
+        the backlog is added where the endpoint takes one and isn't set.
+        """
+        options = parse(
+            "--backlog",
+            "77",
+            "-p",
+            "tcp:0:interface=127.0.0.1",
+            "--port",
+            "unix:/tmp/echo.sock",
+            "--port",
+            "tcp6:0:backlog=5",
+        )
+        self.assertEqual(
+            options["ports"],
+            [
+                "tcp:0:interface=127.0.0.1:backlog=77",
+                "unix:/tmp/echo.sock:backlog=77",
+                "tcp6:0:backlog=5",
+            ],
+        )
+
+    def test_systemdHasNoBacklog(self) -> None:
+        """
+        A systemd-activated socket is already listening: no backlog is added.
+        """
+        self.assertEqual(
+            tap.endpoint_description("systemd:domain=INET:index=0", 1024),
+            "systemd:domain=INET:index=0",
+        )
+
+    def test_systemdWithoutSocket(self) -> None:
+        """
+        Asking for a systemd socket that was not passed is a usage error.
+        """
+        self.patch(os, "environ", {})
+        error = self.assertRaises(
+            UsageError, parse, "--port", "systemd:domain=INET:index=0"
+        )
+        self.assertIn("no such socket passed by systemd", str(error))
+
+    def test_numbers(self) -> None:
+        """
+        Numeric options are parsed.
+        """
+        options = parse("--max-connections", "10", "--idle-timeout", "2.5", "--verbose")
+        self.assertEqual(options["max-connections"], 10)
+        self.assertEqual(options["idle-timeout"], 2.5)
+        self.assertTrue(options["verbose"])
+
+    def test_badValues(self) -> None:
+        """
+        Every bad value is a L{UsageError} naming the option and the value.
+        """
+        cases = [
+            (["--port", "70000"], "--port 70000"),
+            (["--port", "-1"], "--port -1"),
+            (["--port", "nosuch:9000"], "--port 'nosuch:9000"),
+            (["--port", "tcp:notaport"], "--port 'tcp:notaport"),
+            (["--backlog", "0"], "--backlog '0'"),
+            (["--backlog", "many"], "--backlog 'many'"),
+            (["--max-connections", "-3"], "--max-connections '-3'"),
+            (["--max-connections", "1.5"], "--max-connections '1.5'"),
+            (["--idle-timeout", "soon"], "--idle-timeout 'soon'"),
+            (["--idle-timeout", "-1"], "--idle-timeout '-1'"),
+            (["--idle-timeout", "nan"], "--idle-timeout 'nan'"),
+        ]
+        for argv, message in cases:
+            with self.subTest(argv=argv):
+                error = self.assertRaises(UsageError, parse, *argv)
+                self.assertIn(message, str(error))
+
+    def test_unknownOption(self) -> None:
+        """
+        An unknown option is a L{UsageError}.
+        """
+        self.assertRaises(UsageError, parse, "--colour", "blue")
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    Tests for L{tap.makeService} and L{tap.make_factory}.
+    """
+
+    def test_oneListenerPerPort(self) -> None:
+        """
+        The service holds one endpoint service per C{--port}, sharing one
+        factory (besides the graceful-shutdown service).
+        """
+        service = tap.makeService(parse("--port", "0", "--port", "unix:/tmp/x"))
+        children = [c for c in service if not isinstance(c, ShutdownService)]
+        self.assertEqual(len(children), 2)
+        self.assertTrue(
+            all(isinstance(c, StreamServerEndpointService) for c in children)
+        )
+        [first, second] = children
+        self.assertIs(first.factory, second.factory)
+
+    def test_factoryConfigured(self) -> None:
+        """
+        The factory takes its limits from the options; 0 means none.
+        """
+        clock = Clock()
+        factory = tap.make_factory(
+            parse("--max-connections", "5", "--idle-timeout", "7", "-v"), clock
+        )
+        self.assertEqual(factory.max_connections, 5)
+        self.assertEqual(factory.idle_timeout, 7)
+        self.assertTrue(factory.verbose)
+        self.assertIs(factory.clock, clock)
+        unlimited = tap.make_factory(
+            parse("--max-connections", "0", "--idle-timeout", "0"), clock
+        )
+        self.assertIsNone(unlimited.max_connections)
+        self.assertIsNone(unlimited.idle_timeout)
+
+
+class _FailingListener(Service):
+    """
+    A child service whose port is taken.
+    """
+
+    def privilegedStartService(self) -> None:
+        raise CannotListenError("any", 9000, OSError(98, "Address already in use"))
+
+
+class EchoServiceTests(SynchronousTestCase):
+    """
+    Tests for L{tap.EchoService}'s handling of a port that's taken.
+    """
+
+    def test_foregroundExitsWithOneLine(self) -> None:
+        """
+        In the foreground, a port in use ends twistd with one line naming it.
+        """
+        service = tap.EchoService(foreground=True)
+        _FailingListener().setServiceParent(service)
+        error = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertEqual(
+            str(error.code),
+            "twistd echo: Couldn't listen on any:9000: "
+            "[Errno 98] Address already in use.",
+        )
+
+    def test_daemonReraises(self) -> None:
+        """
+        A daemonising twistd gets the exception itself, to report it from its
+        parent process.
+        """
+        service = tap.EchoService(foreground=False)
+        _FailingListener().setServiceParent(service)
+        self.assertRaises(CannotListenError, service.privilegedStartService)
+
+
+class PluginTests(SynchronousTestCase):
+    """
+    The twistd plugin is found and points at L{echotwist.tap}.
+    """
+
+    def test_discovered(self) -> None:
+        """
+        L{getPlugins} finds the C{echo} service maker, built from
+        L{echotwist.tap}.
+        """
+        makers = {m.tapname: m for m in getPlugins(IServiceMaker)}
+        self.assertIn("echo", makers)
+        maker = makers["echo"]
+        self.assertIs(maker.options, tap.Options)
+        self.assertIs(maker.makeService, tap.makeService)

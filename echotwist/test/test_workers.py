@@ -1,0 +1,356 @@
+"""
+Tests for L{echotwist.workers}: the parent's side, with a fake reactor.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ProcessDone, ProcessExitedAlready
+from twisted.internet.protocol import Factory, ProcessProtocol
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
+from twisted.python import usage
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist import workers
+from echotwist.protocol import EchoFactory
+from echotwist.snapshot import Snapshot
+from echotwist.tap import Options
+
+
+class FakePort:
+    """
+    A listening port with a real socket, that records what the pool does.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.address = IPv4Address("TCP", "127.0.0.1", port)
+        self.reading = True
+        self.listening = True
+
+    def getHost(self) -> IPv4Address:
+        return self.address
+
+    def stopReading(self) -> None:
+        self.reading = False
+
+    def stopListening(self) -> None:
+        self.listening = False
+        self.socket.close()
+
+
+class FakeProcess:
+    """
+    A spawned process that records the signals sent to it.
+    """
+
+    def __init__(self, args: list[str], child_fds: dict[int, int | str]) -> None:
+        self.args = args
+        self.child_fds = child_fds
+        self.signals: list[str] = []
+        self.exited = False
+
+    def signalProcess(self, name: str) -> None:
+        if self.exited:
+            raise ProcessExitedAlready()
+        self.signals.append(name)
+
+
+class FakeReactor(MemoryReactorClock):
+    """
+    A memory reactor whose TCP ports are L{FakePort}s and that spawns
+    L{FakeProcess}es.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ports: list[FakePort] = []
+        self.processes: list[tuple[ProcessProtocol, FakeProcess]] = []
+
+    def listenTCP(
+        self, port: int, factory: Factory, backlog: int = 50, interface: str = ""
+    ) -> FakePort:
+        fake = FakePort(port)
+        self.ports.append(fake)
+        return fake
+
+    def spawnProcess(
+        self,
+        protocol: ProcessProtocol,
+        executable: str,
+        args: list[str],
+        *a: Any,
+        childFDs: dict[int, int | str],
+        **kw: Any,
+    ) -> FakeProcess:
+        process = FakeProcess(args, childFDs)
+        protocol.makeConnection(process)
+        self.processes.append((protocol, process))
+        return process
+
+
+def end(protocol: ProcessProtocol, process: FakeProcess) -> None:
+    """
+    Make C{process} exit.
+    """
+    process.exited = True
+    protocol.processEnded(Failure(ProcessDone(0)))
+
+
+class ParseWorkersTests(SynchronousTestCase):
+    """
+    Tests for L{workers.parse_workers}.
+    """
+
+    def test_number(self) -> None:
+        """
+        A positive integer is the number of workers.
+        """
+        self.assertEqual(workers.parse_workers("3"), 3)
+
+    def test_auto(self) -> None:
+        """
+        C{auto} is one worker per CPU this process may run on.
+        """
+        self.assertEqual(workers.parse_workers("auto"), len(os.sched_getaffinity(0)))
+
+    def test_bad(self) -> None:
+        """
+        Zero, negatives and words are usage errors naming the option.
+        """
+        for value in ["0", "-2", "many", ""]:
+            e = self.assertRaises(usage.UsageError, workers.parse_workers, value)
+            self.assertIn("--workers", str(e))
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Tests for what L{workers} adds to C{twistd echo}'s options.
+    """
+
+    def test_default(self) -> None:
+        """
+        One process by default.
+        """
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(options["workers"], 1)
+
+    def test_unshareable_port(self) -> None:
+        """
+        A port whose socket workers can't adopt is a usage error with
+        C{--workers} above 1.
+        """
+        e = self.assertRaises(
+            usage.UsageError, workers.check_shareable, ["tcp:0", "ssl:0"]
+        )
+        self.assertIn("ssl:0", str(e))
+        workers.check_shareable(
+            ["tcp:0", "tcp6:0", "unix:/x", "systemd:domain=INET:index=0"]
+        )
+
+    def test_worker_args(self) -> None:
+        """
+        Workers get the echo options but not the ports, the metrics endpoint,
+        the backlog or the worker count.
+        """
+        options = Options()
+        options.parseOptions(
+            [
+                "--port",
+                "tcp:0",
+                "--workers",
+                "2",
+                "--metrics",
+                "tcp:0",
+                "--idle-timeout",
+                "5",
+                "--max-connections",
+                "7",
+                "--verbose",
+            ]
+        )
+        args = workers.worker_args(options)
+        for parent_only in ["--port", "--workers", "--metrics", "--backlog"]:
+            self.assertNotIn(parent_only, args)
+        worker_options = Options()
+        worker_options.parseOptions(args)
+        self.assertEqual(
+            (worker_options["idle-timeout"], worker_options["max-connections"]),
+            (5.0, 7),
+        )
+        self.assertTrue(worker_options["verbose"])
+
+
+class LinesTests(SynchronousTestCase):
+    """
+    Tests for L{workers._Lines}.
+    """
+
+    def test_split(self) -> None:
+        """
+        Complete lines come out; a partial one waits for its end.
+        """
+        lines = workers._Lines()
+        self.assertEqual(lines.feed(b"a\nb"), [b"a"])
+        self.assertEqual(lines.feed(b"c\n\nd"), [b"bc", b""])
+
+    def test_overlong(self) -> None:
+        """
+        A line longer than the limit is dropped rather than kept growing.
+        """
+        lines = workers._Lines()
+        lines.feed(b"x" * (workers._MAX_LINE + 1))
+        self.assertEqual(lines.feed(b"y\n"), [b"y"])
+
+
+class WorkerPoolTests(SynchronousTestCase):
+    """
+    Tests for L{workers.WorkerPool}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = FakeReactor()
+        self.pool = workers.WorkerPool(
+            self.reactor,
+            ["tcp:0"],
+            2,
+            ["--idle-timeout", "5"],
+            EchoFactory(self.reactor),
+        )
+        self.pool.privilegedStartService()
+        self.pool.startService()
+        self.addCleanup(self.reactor.ports[0].socket.close)
+
+    def test_listen_without_accepting(self) -> None:
+        """
+        The parent listens on each port but stops reading it: only the
+        workers accept.
+        """
+        [port] = self.reactor.ports
+        self.assertEqual((port.listening, port.reading), (True, False))
+
+    def test_spawn(self) -> None:
+        """
+        Each worker runs C{python -m echotwist.workers} with its number, the
+        listening socket as fd 3, and the echo options after C{--}.
+        """
+        [port] = self.reactor.ports
+        self.assertEqual(len(self.reactor.processes), 2)
+        for index, (_, process) in enumerate(self.reactor.processes, start=1):
+            self.assertEqual(process.args[1:3], ["-m", "echotwist.workers"])
+            self.assertEqual(
+                process.args[3:],
+                [
+                    "--worker",
+                    str(index),
+                    "--fd",
+                    "3:AF_INET",
+                    "--",
+                    "--idle-timeout",
+                    "5",
+                ],
+            )
+            self.assertEqual(
+                process.child_fds, {0: "w", 1: "r", 2: "r", 3: port.socket.fileno()}
+            )
+        self.assertEqual(sorted(self.pool.workers), [1, 2])
+
+    def test_restart(self) -> None:
+        """
+        A worker that dies is started again, with the same number, after
+        L{workers.RESTART_DELAY}.
+        """
+        protocol, process = self.reactor.processes[0]
+        end(protocol, process)
+        self.assertEqual(sorted(self.pool.workers), [2])
+        self.reactor.advance(workers.RESTART_DELAY)
+        self.assertEqual(len(self.reactor.processes), 3)
+        self.assertEqual(self.reactor.processes[2][1].args[3:5], ["--worker", "1"])
+        self.assertEqual(sorted(self.pool.workers), [1, 2])
+
+    def test_stop(self) -> None:
+        """
+        Stopping sends every worker SIGTERM, finishes once all have exited,
+        closes the port, and starts no worker again.
+        """
+        stopped = self.pool.stopService()
+        self.assertEqual([p.signals for _, p in self.reactor.processes], [["TERM"]] * 2)
+        end(*self.reactor.processes[0])
+        self.assertNoResult(stopped)
+        end(*self.reactor.processes[1])
+        self.successResultOf(stopped)
+        self.assertFalse(self.reactor.ports[0].listening)
+        self.reactor.advance(workers.STOP_TIMEOUT)
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.assertEqual([p.signals for _, p in self.reactor.processes], [["TERM"]] * 2)
+
+    def test_stop_cancels_restart(self) -> None:
+        """
+        A worker that died just before the pool stopped is not restarted.
+        """
+        end(*self.reactor.processes[0])
+        stopped = self.pool.stopService()
+        end(*self.reactor.processes[1])
+        self.successResultOf(stopped)
+        self.reactor.advance(workers.RESTART_DELAY)
+        self.assertEqual(len(self.reactor.processes), 2)
+
+    def test_kill_after_timeout(self) -> None:
+        """
+        A worker still running L{workers.STOP_TIMEOUT} after SIGTERM is
+        killed.
+        """
+        stopped = self.pool.stopService()
+        end(*self.reactor.processes[0])
+        self.reactor.advance(workers.STOP_TIMEOUT)
+        self.assertEqual(
+            [p.signals for _, p in self.reactor.processes], [["TERM"], ["TERM", "KILL"]]
+        )
+        self.assertNoResult(stopped)
+        end(*self.reactor.processes[1])
+        self.successResultOf(stopped)
+
+    def test_snapshots(self) -> None:
+        """
+        Each worker's latest report, even one split across reads, is its
+        snapshot; a bad line is logged and ignored; a worker that has not
+        reported yet has none.
+        """
+        first, second = (p for p, _ in self.reactor.processes)
+        self.assertEqual(self.pool.snapshots(), {})
+        line = Snapshot(1, 2, 3, 4, 5, 6).to_json().encode() + b"\n"
+        first.outReceived(Snapshot().to_json().encode() + b"\n" + line[:10])
+        with capturedLogs() as events:
+            first.outReceived(line[10:] + b"garbage\n")
+        self.assertEqual(self.pool.snapshots(), {"1": Snapshot(1, 2, 3, 4, 5, 6)})
+        self.assertIn("bad report", events[0]["log_format"])
+        second.outReceived(Snapshot(bytes_echoed=9).to_json().encode() + b"\n")
+        self.assertEqual(sorted(self.pool.snapshots()), ["1", "2"])
+
+    def test_dead_worker_no_snapshot(self) -> None:
+        """
+        A worker that has exited is no longer reported.
+        """
+        protocol, process = self.reactor.processes[0]
+        protocol.outReceived(Snapshot().to_json().encode() + b"\n")
+        end(protocol, process)
+        self.assertEqual(self.pool.snapshots(), {})
+
+    def test_relay_log(self) -> None:
+        """
+        Each line a worker writes to stderr is logged by the parent with the
+        worker's number.
+        """
+        protocol = self.reactor.processes[1][0]
+        with capturedLogs() as events:
+            protocol.errReceived(b"[-] Connected by x\n[-] half")
+        self.assertEqual(
+            [(e["index"], e["line"]) for e in events], [(2, "[-] Connected by x")]
+        )

@@ -1,0 +1,483 @@
+"""
+C{twistd echo --workers N}: several processes serving the same ports.
+
+The parent (the twistd process, with the pidfile) listens on every C{--port}
+through its endpoint, as a single process would, but never accepts: it hands
+each listening socket to N worker processes (C{python -m echotwist.workers}),
+which adopt it with L{AdoptedStreamServerEndpoint} and share its accept queue.
+The parent restarts a worker that dies, signals them all to stop when it is
+stopped itself, and exits once they have.
+
+A worker sends its counts to the parent as a JSON line on its stdout every
+L{REPORT_INTERVAL} seconds, for C{--metrics}; it logs to its stderr, which the
+parent relays into its own log; and it exits when its stdin closes, so a
+parent killed outright leaves no workers behind.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, cast
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService, Service
+from twisted.internet import endpoints, task
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IListeningPort,
+    IProcessTransport,
+    IReactorCore,
+    IReactorProcess,
+    IReactorTime,
+)
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.stdio import StandardIO
+from twisted.logger import (
+    FileLogObserver,
+    Logger,
+    eventAsText,
+    globalLogBeginner,
+)
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from echotwist.snapshot import Snapshot, take_snapshot
+
+if TYPE_CHECKING:
+    from echotwist.tap import Options
+
+#: Seconds between a worker's reports to its parent.
+REPORT_INTERVAL = 1.0
+
+#: Seconds to wait before restarting a worker that died.
+RESTART_DELAY = 1.0
+
+#: Seconds a stopping worker gets before it is killed.
+STOP_TIMEOUT = 10.0
+
+#: Longest line a worker may send before the parent drops it.
+_MAX_LINE = 65536
+
+
+def parse_workers(value: str) -> int:
+    """
+    Parse C{--workers}.
+
+    @param value: a positive integer, or C{auto} for one per CPU.
+    @return: the number of worker processes.
+    @raise usage.UsageError: for anything else.
+    """
+    if value == "auto":
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise usage.UsageError(
+            f"--workers {value!r}: expected a positive integer or 'auto'"
+        )
+    return count
+
+
+#: C{twistd echo} options that concern the parent only (UDP is served by the
+#: parent: a datagram socket has no accept queue to share).
+_PARENT_ONLY = frozenset({"workers", "metrics", "backlog", "udp"})
+
+
+def worker_args(config: Options) -> list[str]:
+    """
+    The options a worker needs to serve as C{twistd echo} was told to.
+
+    @param config: the parent's parsed C{twistd echo} options.
+    @return: every flag set and every parameter with a value, except those
+        that concern the listening sockets or the parent.
+    """
+    args: list[str] = []
+    for name, *_ in config.optFlags:
+        if name not in _PARENT_ONLY and config[name]:
+            args.append(f"--{name}")
+    for parameter in (str(entry[0]) for entry in config.optParameters):
+        if parameter not in _PARENT_ONLY and config[parameter] is not None:
+            args += [f"--{parameter}", str(config[parameter])]
+    return args
+
+
+#: Endpoint types whose listening socket a worker can adopt.
+_SHAREABLE = frozenset({"tcp", "tcp6", "unix", "systemd"})
+
+
+def check_shareable(descriptions: Sequence[str]) -> None:
+    """
+    Check that workers can share every port: C{tcp}, C{tcp6}, C{unix} or
+    C{systemd}, whose listening socket is plain and ready at once.
+
+    @param descriptions: the server endpoint descriptions.
+    @raise usage.UsageError: naming the first that can't be shared.
+    """
+    for description in descriptions:
+        kind = description.split(":", 1)[0].lower()
+        if kind not in _SHAREABLE:
+            raise usage.UsageError(
+                f"--port {description!r}: --workers can share only "
+                f"{', '.join(sorted(_SHAREABLE))} ports"
+            )
+
+
+class _Lines:
+    """
+    Split a byte stream into lines, dropping any line too long to be ours.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """
+        @param data: the next chunk.
+        @return: the lines it completes, without their newlines.
+        """
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        if len(self._buffer) > _MAX_LINE:
+            self._buffer = b""
+        return lines
+
+
+class WorkerProcess(ProcessProtocol):
+    """
+    The parent's end of one worker: its reports, its log, its exit.
+
+    @ivar index: the worker's number, 1 to N.
+    @ivar snapshot: its latest report, or L{None} before the first.
+    @ivar ended: fires when the process has exited.
+    """
+
+    log = Logger()
+
+    def __init__(self, pool: WorkerPool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.snapshot: Snapshot | None = None
+        self.ended: Deferred[None] = Deferred()
+        self._reports = _Lines()
+        self._log_lines = _Lines()
+
+    def outReceived(self, data: bytes) -> None:
+        """
+        Keep the latest report.
+
+        @param data: JSON lines from the worker's stdout.
+        """
+        for line in self._reports.feed(data):
+            try:
+                self.snapshot = Snapshot.from_json(line)
+            except ValueError:
+                self.log.warn(
+                    "worker {index}: bad report {line!r}", index=self.index, line=line
+                )
+
+    def errReceived(self, data: bytes) -> None:
+        """
+        Relay the worker's log lines into ours.
+
+        @param data: text from the worker's stderr.
+        """
+        for line in self._log_lines.feed(data):
+            self.log.info(
+                "worker {index}: {line}",
+                index=self.index,
+                line=line.decode("utf-8", "replace"),
+            )
+
+    def processEnded(self, reason: Failure) -> None:
+        """
+        Tell the pool, which decides whether to start another.
+
+        @param reason: how the process ended.
+        """
+        self.pool.worker_ended(self, reason)
+        self.ended.callback(None)
+
+
+class WorkerPool(Service):
+    """
+    Listen on some ports and keep N workers serving them.
+
+    @ivar workers: the running workers, by index.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        descriptions: Sequence[str],
+        count: int,
+        worker_args: Sequence[str],
+        factory: Factory,
+    ) -> None:
+        """
+        @param reactor: an L{IReactorProcess} and L{IReactorTime} provider.
+        @param descriptions: the server endpoint descriptions to listen on.
+        @param count: how many workers to run.
+        @param worker_args: C{twistd echo} options each worker serves with.
+        @param factory: the factory the parent listens with; it names the
+            ports in the log but never builds a protocol.
+        """
+        self._reactor = reactor
+        self._descriptions = list(descriptions)
+        self._count = count
+        self._worker_args = list(worker_args)
+        self._factory = factory
+        self._ports: list[IListeningPort] = []
+        self._restarts: dict[int, IDelayedCall] = {}
+        self.workers: dict[int, WorkerProcess] = {}
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen on every port, and stop the parent from accepting on them.
+
+        @raise CannotListenError: or whatever else an endpoint fails with.
+        """
+        super().privilegedStartService()
+        for description in self._descriptions:
+            endpoint = endpoints.serverFromString(self._reactor, description)
+            outcome: list[IListeningPort | Failure] = []
+            endpoint.listen(self._factory).addBoth(outcome.append)
+            if not outcome:
+                raise RuntimeError(f"{description!r} did not listen at once")
+            if isinstance(outcome[0], Failure):
+                outcome[0].raiseException()
+            port = outcome[0]
+            port.stopReading()  # type: ignore[attr-defined]
+            self._ports.append(port)
+
+    def startService(self) -> None:
+        """
+        Start the workers.
+        """
+        super().startService()
+        for index in range(1, self._count + 1):
+            self._spawn(index)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Ask every worker to stop (SIGTERM), kill those still running after
+        L{STOP_TIMEOUT}, then close the ports.
+
+        @return: fires once every worker has exited.
+        """
+        super().stopService()
+        for call in self._restarts.values():
+            call.cancel()
+        self._restarts.clear()
+        workers = list(self.workers.values())
+        for worker in workers:
+            _signal(worker, "TERM")
+        clock: IReactorTime = self._reactor
+        kill = clock.callLater(STOP_TIMEOUT, self._kill, workers)
+        ended: Deferred[None] = DeferredList(
+            [worker.ended for worker in workers]
+        ).addCallback(lambda _: None)
+
+        def close(result: None) -> Deferred[None]:
+            if kill.active():
+                kill.cancel()
+            closing = [maybeDeferred(port.stopListening) for port in self._ports]
+            self._ports.clear()
+            return DeferredList(closing).addCallback(lambda _: None)
+
+        return ended.addCallback(close)
+
+    def snapshots(self) -> Mapping[str, Snapshot]:
+        """
+        @return: the latest report of each running worker, by index.
+        """
+        return {
+            str(index): worker.snapshot
+            for index, worker in sorted(self.workers.items())
+            if worker.snapshot is not None
+        }
+
+    def worker_ended(self, worker: WorkerProcess, reason: Failure) -> None:
+        """
+        Forget a worker that has exited, and start another in its place
+        unless the pool is stopping.
+
+        @param worker: the worker.
+        @param reason: how it ended.
+        """
+        if self.workers.get(worker.index) is worker:
+            del self.workers[worker.index]
+        if not self.running:
+            return
+        self.log.warn(
+            "worker {index} exited ({why}); restarting it in {delay} s",
+            index=worker.index,
+            why=reason.getErrorMessage(),
+            delay=RESTART_DELAY,
+        )
+        clock: IReactorTime = self._reactor
+        self._restarts[worker.index] = clock.callLater(
+            RESTART_DELAY, self._spawn, worker.index
+        )
+
+    def _spawn(self, index: int) -> None:
+        """
+        Start worker C{index}, giving it the ports as file descriptors 3 on.
+
+        @param index: its number.
+        """
+        self._restarts.pop(index, None)
+        fds: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
+        argv = [sys.executable, "-m", "echotwist.workers", "--worker", str(index)]
+        for child_fd, port in enumerate(self._ports, start=3):
+            sock = cast(socket.socket, port.socket)  # type: ignore[attr-defined]
+            fds[child_fd] = sock.fileno()
+            argv += ["--fd", f"{child_fd}:{sock.family.name}"]
+        worker = WorkerProcess(self, index)
+        spawner: IReactorProcess = self._reactor
+        spawner.spawnProcess(
+            worker,
+            sys.executable,
+            [*argv, "--", *self._worker_args],
+            None,
+            None,
+            childFDs=fds,
+        )
+        self.workers[index] = worker
+        self.log.info("worker {index} started", index=index)
+
+    def _kill(self, workers: list[WorkerProcess]) -> None:
+        """
+        Kill the workers that did not stop in time.
+
+        @param workers: those asked to stop.
+        """
+        for worker in workers:
+            if not worker.ended.called:
+                self.log.warn(
+                    "worker {index} did not stop: killing it", index=worker.index
+                )
+                _signal(worker, "KILL")
+
+
+def _signal(worker: WorkerProcess, name: str) -> None:
+    """
+    Send a worker a signal unless it has already exited.
+
+    @param worker: the worker.
+    @param name: the signal, C{TERM} or C{KILL}.
+    """
+    transport = cast(IProcessTransport, worker.transport)
+    with suppress(ProcessExitedAlready):
+        transport.signalProcess(name)
+
+
+class WorkerOptions(usage.Options):
+    """
+    Options for C{python -m echotwist.workers}, as L{WorkerPool} gives them.
+    """
+
+    optParameters = [["worker", None, "1", "This worker's number."]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["fds"] = []
+        self["echo"] = []
+
+    def opt_fd(self, value: str) -> None:
+        """
+        Serve on inherited listening socket FD:FAMILY (AF_INET, AF_INET6 or
+        AF_UNIX); repeat for each.
+        """
+        fd, family = value.split(":", 1)
+        self["fds"].append((int(fd), socket.AddressFamily[family]))
+
+    def parseArgs(self, *echo: str) -> None:
+        """
+        @param echo: C{twistd echo} options to serve with.
+        """
+        self["echo"] = list(echo)
+
+
+class _Reports(Protocol):
+    """
+    A worker's stdio: reports go out on stdout; stdin closing means the
+    parent is gone.
+
+    @ivar gone: fires when stdin closes.
+    """
+
+    def __init__(self) -> None:
+        self.gone: Deferred[None] = Deferred()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        The parent closed our stdin, or died: time to go.
+
+        @param reason: ignored.
+        """
+        if not self.gone.called:
+            self.gone.callback(None)
+
+
+def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
+    """
+    Serve the inherited sockets until stdin closes or a signal stops us;
+    the listeners are services, stopped as the reactor shuts down.
+
+    @param reactor: the reactor.
+    @param argv: the command line, as L{WorkerOptions} reads it.
+    @return: fires when the parent has gone.
+    """
+    from echotwist.tap import Options, make_factory
+
+    options = WorkerOptions()
+    options.parseOptions(list(argv))
+    config = Options()
+    config.parseOptions(options["echo"])
+    factory = make_factory(config, cast(IReactorTime, reactor))
+    service = MultiService()
+    for fd, family in options["fds"]:
+        endpoint = endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
+        StreamServerEndpointService(endpoint, factory).setServiceParent(service)
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reports = _Reports()
+    StandardIO(reports, reactor=reactor)
+
+    def report() -> None:
+        line = take_snapshot(factory).to_json() + "\n"
+        reports.transport.write(line.encode())  # type: ignore[union-attr]
+
+    task.LoopingCall(report).start(REPORT_INTERVAL)
+    return reports.gone
+
+
+def main() -> None:
+    """
+    Run one worker, logging bare lines to stderr for the parent to relay.
+    """
+    globalLogBeginner.beginLoggingTo(
+        [
+            FileLogObserver(
+                sys.stderr,
+                lambda event: eventAsText(event, includeTimestamp=False) + "\n",
+            )
+        ],
+        redirectStandardIO=False,
+    )
+    task.react(run_worker, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

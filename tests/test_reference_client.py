@@ -1,0 +1,159 @@
+"""
+Live tests of the raw client: its function against a select server and a
+misbehaving server, and its command line.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from reference_support import (
+    HOST,
+    SERVERS,
+    TIMEOUT,
+    RunningServer,
+    running_server,
+    unused_port,
+)
+
+from echotwist.reference.client import client
+
+
+@pytest.fixture
+def server() -> Iterator[RunningServer]:
+    """
+    A select server reading 16 bytes at a time, so replies come in chunks.
+    """
+    with running_server(
+        "echotwist.reference.selecting", "--buffer-size", "16"
+    ) as running:
+        yield running
+
+
+def test_logs_each_step(server: RunningServer) -> None:
+    """
+    The client writes a line for connecting, sending, each chunk received
+    and closing to its log buffer, in that order.
+    """
+    log = io.StringIO()
+    assert client("hi", HOST, server.port, log, timeout=TIMEOUT) == "hi"
+    assert log.getvalue().splitlines() == [
+        f"connecting to {HOST} port {server.port}",
+        "sending b'hi'",
+        "received b'hi'",
+        "closing socket",
+    ]
+
+
+def test_counts_bytes_not_characters(server: RunningServer) -> None:
+    """
+    A message of 16 characters but 32 UTF-8 bytes comes back whole: the
+    client waits for every encoded byte, not for 16 characters.
+    """
+    message = "é" * 16
+    assert client(message, HOST, server.port, io.StringIO(), timeout=TIMEOUT) == message
+
+
+def test_empty_message(server: RunningServer) -> None:
+    """
+    An empty message has an empty echo: the client returns without waiting.
+    """
+    assert client("", HOST, server.port, io.StringIO(), timeout=TIMEOUT) == ""
+
+
+def test_server_closing_early_is_an_error() -> None:
+    """
+    A server that sends back only part of the message and closes makes the
+    client raise C{ConnectionError} saying how much came back, and the log
+    still ends with the socket being closed.
+    """
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(1)
+        listener.settimeout(TIMEOUT)
+
+        def echo_half() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(connection.recv(1024)[:5])
+
+        thread = threading.Thread(target=echo_half)
+        thread.start()
+        log = io.StringIO()
+        try:
+            with pytest.raises(ConnectionError, match="after 5 of 10 bytes"):
+                client(
+                    "0123456789", HOST, listener.getsockname()[1], log, timeout=TIMEOUT
+                )
+        finally:
+            thread.join(TIMEOUT)
+    assert log.getvalue().splitlines()[-1] == "closing socket"
+
+
+def test_no_server_is_an_error() -> None:
+    """
+    Connecting where no server listens raises C{ConnectionRefusedError}.
+    """
+    with unused_port() as port, pytest.raises(ConnectionRefusedError):
+        client("hello", HOST, port, io.StringIO(), timeout=TIMEOUT)
+
+
+def run_client(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """
+    Run the client's command line.
+
+    @param arguments: Its arguments.
+    @return: The finished process, with its output.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "echotwist.reference.client", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize("module", SERVERS)
+def test_command_line_prints_the_echo(module: str) -> None:
+    """
+    The command line prints C{Received b'...'} like the lab's example run,
+    and its log lines go to stderr.
+    """
+    with running_server(module) as server:
+        result = run_client("--host", HOST, "--port", str(server.port), "Demo Message")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Received b'Demo Message'\n"
+    assert "closing socket" in result.stderr
+
+
+def test_command_line_without_server() -> None:
+    """
+    With no server there, the command line prints one error line naming the
+    address and exits with status 1, without a traceback.
+    """
+    with unused_port() as port:
+        result = run_client("--host", HOST, "--port", str(port), "hello")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1
+    assert (
+        f"echotwist-reference-client: error: no echo server at {HOST}:{port}"
+        in (errors[0])
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_command_line_bad_port() -> None:
+    """
+    A port that is not a port number is a usage error (status 2).
+    """
+    result = run_client("--port", "70000", "hello")
+    assert result.returncode == 2
+    assert "70000 is not a port number" in result.stderr

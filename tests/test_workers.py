@@ -1,0 +1,215 @@
+"""
+Live tests of C{twistd echo --workers N} and C{--metrics}: real processes,
+real ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from twistd_support import TIMEOUT, TWISTD, Twistd, twistd_echo
+
+HOST = "127.0.0.1"
+WORKER_STARTED = r"worker \d+: \[-\] EchoFactory starting on"
+
+
+def echo_once(port: int, data: bytes) -> bytes:
+    """
+    Send C{data} on a new connection, shut the sending side, read to EOF.
+
+    @return: what came back.
+    """
+    with socket.create_connection((HOST, port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def worker_pids(parent: int) -> list[int]:
+    """
+    @return: the pids of C{parent}'s child processes (none once it has
+        gone).
+    """
+    try:
+        return [child.pid for child in psutil.Process(parent).children()]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def wait_gone(pids: list[int]) -> None:
+    """
+    Wait (at most L{TIMEOUT}) until none of C{pids} is running.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while alive := [p for p in pids if psutil.pid_exists(p) and not _zombie(p)]:
+        assert time.monotonic() < deadline, f"still running: {alive}"
+        time.sleep(0.05)
+
+
+def _zombie(pid: int) -> bool:
+    """
+    @return: whether C{pid} has exited but not been reaped.
+    """
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def scrape(port: int) -> dict[str, dict[str, float]]:
+    """
+    @return: metric family -> worker label -> value, from C{/metrics}.
+    """
+    url = f"http://{HOST}:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        text = response.read().decode()
+    return {
+        family.name: {s.labels["worker"]: s.value for s in family.samples}
+        for family in text_string_to_metric_families(text)
+    }
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Twistd]:
+    """
+    C{twistd -n echo --workers 2} with metrics, once both workers listen.
+    """
+    options = [
+        "--port",
+        f"tcp:0:interface={HOST}",
+        "--workers",
+        "2",
+        "--metrics",
+        f"tcp:0:interface={HOST}",
+    ]
+    with twistd_echo(tmp_path, options) as twistd:
+        twistd.wait_for_log(WORKER_STARTED, count=2)
+        try:
+            yield twistd
+        finally:
+            pids = worker_pids(twistd.process.pid)
+            twistd.process.kill()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def metrics_port(twistd: Twistd) -> int:
+    """
+    @return: the port the metrics site listens on, from the log.
+    """
+    log = twistd.wait_for_log(r"Site starting on \d+")
+    return int(log.split("Site starting on ")[1].split()[0])
+
+
+def test_echo_and_metrics(workers: Twistd) -> None:
+    """
+    Two workers echo on the parent's port, and C{/metrics} reports both and
+    the parent, labelled, with totals that add up to what the clients sent.
+    """
+    messages = [f"message {i}".encode() * (i + 1) for i in range(20)]
+    for message in messages:
+        assert echo_once(workers.port, message) == message
+    port = metrics_port(workers)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        metrics = scrape(port)
+        done = sum(metrics["echotwist_connections"].values()) == len(messages)
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(metrics["echotwist_connections"]) == ["0", "1", "2"]
+    assert metrics["echotwist_connections"]["0"] == 0
+    assert sum(metrics["echotwist_connections"].values()) == len(messages)
+    assert sum(metrics["echotwist_bytes_echoed"].values()) == sum(map(len, messages))
+    assert sum(metrics["echotwist_open_connections"].values()) == 0
+    assert set(metrics["echotwist_datagrams_echoed"].values()) == {0.0}
+
+
+def test_restart_dead_worker(workers: Twistd) -> None:
+    """
+    A worker killed outright is replaced, and clients are still served.
+    """
+    before = worker_pids(workers.process.pid)
+    assert len(before) == 2
+    os.kill(before[0], signal.SIGKILL)
+    workers.wait_for_log(r"worker \d exited")
+    workers.wait_for_log(WORKER_STARTED, count=3)
+    after = worker_pids(workers.process.pid)
+    assert len(after) == 2 and before[0] not in after and before[1] in after
+    for i in range(10):
+        assert echo_once(workers.port, b"still here %d" % i) == b"still here %d" % i
+
+
+def test_sigterm_stops_all(workers: Twistd) -> None:
+    """
+    SIGTERM to the parent stops every worker, then the parent exits as
+    twistd does (by the signal it received).
+    """
+    pids = worker_pids(workers.process.pid)
+    workers.process.send_signal(signal.SIGTERM)
+    assert workers.process.wait(TIMEOUT) in (0, -signal.SIGTERM)
+    wait_gone(pids)
+    assert workers.log().count("Main loop terminated") == 3
+
+
+def test_parent_killed(workers: Twistd) -> None:
+    """
+    Workers whose parent is killed outright exit rather than linger.
+    """
+    pids = worker_pids(workers.process.pid)
+    workers.process.kill()
+    workers.process.wait(TIMEOUT)
+    wait_gone(pids)
+
+
+def test_daemon(tmp_path: Path) -> None:
+    """
+    Daemonised twistd with workers: one pidfile, the parent's; the workers
+    serve; SIGTERM to that pid stops everything and removes the pidfile.
+    """
+    pidfile, logfile = tmp_path / "twistd.pid", tmp_path / "twistd.log"
+    command = [
+        TWISTD,
+        f"--pidfile={pidfile}",
+        f"--logfile={logfile}",
+        "echo",
+        "--port",
+        f"tcp:0:interface={HOST}",
+        "--workers",
+        "2",
+    ]
+    subprocess.run(command, cwd=tmp_path, timeout=TIMEOUT, check=True)
+    pid = int(pidfile.read_text())
+    pids = [pid]
+    try:
+        daemon = Twistd(subprocess.Popen(["sleep", str(TIMEOUT)]), logfile)
+        try:
+            daemon.wait_for_log(WORKER_STARTED, count=2)
+        finally:
+            daemon.process.kill()
+            daemon.process.wait()
+        pids += worker_pids(pid)
+        assert len(pids) == 3
+        assert echo_once(daemon.port, b"daemonised") == b"daemonised"
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pids)
+        assert not pidfile.exists()
+    finally:
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
