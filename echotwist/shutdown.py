@@ -11,6 +11,7 @@ signal death rather than a clean exit; L{ShutdownService} replaces it.)
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import Service
@@ -20,7 +21,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from echotwist.protocol import EchoFactory
-from echotwist.udp import EchoDatagramProtocol
+from echotwist.snapshot import Snapshot, local_snapshots
 
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
@@ -67,7 +68,9 @@ class ShutdownService(Service):
     accepting when L{stopService} starts to wait.
 
     @ivar timeout: seconds open connections get to finish.
-    @ivar udp: the UDP echo protocol, if any, for the summary.
+    @ivar counts: the counts to sum up in the summary, by process (see
+        L{echotwist.snapshot}); a worker that has exited by the end counts
+        as it was when shutdown began.
     """
 
     log = Logger()
@@ -77,12 +80,12 @@ class ShutdownService(Service):
         factory: EchoFactory,
         reactor: Any,
         timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-        udp: EchoDatagramProtocol | None = None,
+        counts: Callable[[], Mapping[str, Snapshot]] | None = None,
     ) -> None:
         self.factory = factory
         self.reactor = reactor
         self.timeout = timeout
-        self.udp = udp
+        self.counts = counts or (lambda: local_snapshots(factory))
 
     def startService(self) -> None:
         """
@@ -109,6 +112,7 @@ class ShutdownService(Service):
         @return: a L{Deferred} that fires when every connection has ended.
         """
         super().stopService()
+        at_stop = dict(self.counts())
         open_now = len(self.factory.open_connections)
         if open_now:
             self.log.info(
@@ -118,27 +122,26 @@ class ShutdownService(Service):
                 count=open_now,
             )
         return drain(self.factory, self.reactor, self.timeout).addCallback(
-            self._summary
+            lambda aborted: self._summary({**at_stop, **self.counts()}, aborted)
         )
 
-    def _summary(self, aborted: int) -> None:
+    def _summary(self, counts: Mapping[str, Snapshot], aborted: int) -> None:
         """
         Log the one summary line.
 
+        @param counts: the final counts, by process.
         @param aborted: connections aborted at the timeout.
         """
-        factory = self.factory
-        udp = self.udp
+        total = list(counts.values())
         self.log.info(
             "Shutdown complete: {connections} connections served, {bytes} bytes "
             "echoed, {refused} refused at the connection limit, {aborted} closed "
-            "at the shutdown timeout{udp}",
-            connections=factory.connections_total,
-            bytes=factory.bytes_echoed,
-            refused=factory.refused_total,
+            "at the shutdown timeout; UDP: {datagrams} datagrams echoed, "
+            "{dropped} dropped",
+            connections=sum(c.connections_total for c in total),
+            bytes=sum(c.bytes_echoed for c in total),
+            refused=sum(c.refused_total for c in total),
             aborted=aborted,
-            udp=""
-            if udp is None
-            else f"; UDP: {udp.datagrams_echoed} datagrams echoed, "
-            f"{udp.datagrams_dropped} dropped",
+            datagrams=sum(c.datagrams_echoed for c in total),
+            dropped=sum(c.datagrams_dropped for c in total),
         )

@@ -314,18 +314,20 @@ def makeService(config: Options) -> MultiService:
             reactor, rate=config["udp-rate"], burst=config["udp-burst"]
         )
     sources = partial(local_snapshots, factory, [] if udp is None else [udp])
-    ShutdownService(
-        factory, reactor, timeout=config["shutdown-timeout"], udp=udp
-    ).setServiceParent(service)
-    if udp is not None:
-        interface, port = config["udp"]
-        internet.UDPServer(port, udp, interface=interface).setServiceParent(service)
+    pool = None
     if config["workers"] > 1:
         pool = WorkerPool(
             reactor, config["ports"], config["workers"], worker_args(config), factory
         )
-        pool.setServiceParent(service)
         sources = partial(merged_snapshots, sources, pool.snapshots)
+    ShutdownService(
+        factory, reactor, timeout=config["shutdown-timeout"], counts=sources
+    ).setServiceParent(service)
+    if udp is not None:
+        interface, port = config["udp"]
+        internet.UDPServer(port, udp, interface=interface).setServiceParent(service)
+    if pool is not None:
+        pool.setServiceParent(service)
     else:
         accept_errors = AcceptErrorSummary(reactor)
         for description in config["ports"]:

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.protocol import Echo, EchoFactory
 from echotwist.shutdown import ShutdownService, drain
+from echotwist.snapshot import Snapshot, local_snapshots
 from echotwist.udp import EchoDatagramProtocol
 
 
@@ -103,7 +104,8 @@ class ShutdownServiceTests(SynchronousTestCase):
     def test_summary(self) -> None:
         """
         Stopping the service waits for connections, then logs one summary
-        line with the factory's and the UDP protocol's counters.
+        line summing every process's counts, a worker gone by then as it was
+        when shutdown began.
         """
         reactor = MemoryReactorClock()
         factory = EchoFactory(reactor)
@@ -111,10 +113,16 @@ class ShutdownServiceTests(SynchronousTestCase):
         protocol.dataReceived(b"hello")
         udp = EchoDatagramProtocol(reactor)
         udp.datagrams_echoed = 7
-        service = ShutdownService(factory, reactor, timeout=2, udp=udp)
+        workers = {"1": Snapshot(connections_total=3, bytes_echoed=10)}
+
+        def counts() -> dict[str, Snapshot]:
+            return {**local_snapshots(factory, [udp]), **workers}
+
+        service = ShutdownService(factory, reactor, timeout=2, counts=counts)
         service.startService()
         stopped = service.stopService()
         self.assertNoResult(stopped)
+        workers.clear()
         reactor.advance(2)
         self.assertTrue(transport.disconnected)
         lose(protocol, transport)
@@ -124,9 +132,9 @@ class ShutdownServiceTests(SynchronousTestCase):
             e for e in self.events if "Shutdown complete" in e.get("log_format", "")
         ]
         self.assertEqual(
-            (summary["connections"], summary["bytes"], summary["aborted"]), (1, 5, 1)
+            (summary["connections"], summary["bytes"], summary["aborted"]), (4, 15, 1)
         )
-        self.assertIn("7 datagrams echoed", summary["udp"])
+        self.assertEqual(summary["datagrams"], 7)
 
     def test_sigtermHandler(self) -> None:
         """

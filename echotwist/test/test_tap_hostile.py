@@ -105,7 +105,9 @@ class MakeServiceTests(SynchronousTestCase):
         assert isinstance(udp, UDPServer)
         protocol = udp.args[1]
         assert isinstance(protocol, EchoDatagramProtocol)
-        self.assertIs(shutdown.udp, protocol)
+        protocol.datagrams_echoed = 6
+        [counts] = shutdown.counts().values()
+        self.assertEqual(counts.datagrams_echoed, 6)
         self.assertEqual((protocol.rate, protocol.burst), (2.0, 3))
         assert isinstance(tcp, StreamServerEndpointService)
         self.assertIsInstance(tcp.endpoint, SummarizedAcceptErrors)
