@@ -14,8 +14,8 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -59,13 +59,14 @@ def drain(factory: EchoFactory, clock: IReactorTime, timeout: float) -> Deferred
     return done
 
 
-class ShutdownService(Service):
+class ShutdownService(MultiService):
     """
     Make SIGTERM a graceful shutdown of one L{EchoFactory}'s connections.
 
-    Add it to the parent service before the listeners: a L{MultiService}
-    stops its children in reverse order, so the listeners have stopped
-    accepting when L{stopService} starts to wait.
+    The listeners (and a L{echotwist.workers.WorkerPool}) are its children:
+    stopping it stops them, so nothing new is accepted, then waits for the
+    factory's connections and for the children to have stopped (workers to
+    have exited) before the summary.
 
     @ivar timeout: seconds open connections get to finish.
     @ivar counts: the counts to sum up in the summary, by process (see
@@ -82,6 +83,7 @@ class ShutdownService(Service):
         timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         counts: Callable[[], Mapping[str, Snapshot]] | None = None,
     ) -> None:
+        super().__init__()
         self.factory = factory
         self.reactor = reactor
         self.timeout = timeout
@@ -106,13 +108,13 @@ class ShutdownService(Service):
 
     def stopService(self) -> Deferred[None]:
         """
-        Wait for open connections (the listeners are already stopping), then
-        log the summary.
+        Stop the children, wait for open connections, then log the summary.
 
-        @return: a L{Deferred} that fires when every connection has ended.
+        @return: a L{Deferred} that fires when every connection has ended and
+            every child has stopped.
         """
-        super().stopService()
         at_stop = dict(self.counts())
+        children: Deferred[None] = super().stopService()
         open_now = len(self.factory.open_connections)
         if open_now:
             self.log.info(
@@ -121,8 +123,12 @@ class ShutdownService(Service):
                 timeout=self.timeout,
                 count=open_now,
             )
-        return drain(self.factory, self.reactor, self.timeout).addCallback(
-            lambda aborted: self._summary({**at_stop, **self.counts()}, aborted)
+        aborted: list[int] = []
+        draining = drain(self.factory, self.reactor, self.timeout).addCallback(
+            aborted.append
+        )
+        return gatherResults([children, draining]).addCallback(
+            lambda _: self._summary({**at_stop, **self.counts()}, aborted[0])
         )
 
     def _summary(self, counts: Mapping[str, Snapshot], aborted: int) -> None:

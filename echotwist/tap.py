@@ -24,6 +24,7 @@ from echotwist.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownService
 from echotwist.snapshot import Snapshot, local_snapshots, merged_snapshots
 from echotwist.udp import DEFAULT_BURST, DEFAULT_RATE, EchoDatagramProtocol
 from echotwist.workers import (
+    STOP_TIMEOUT,
     WorkerPool,
     check_shareable,
     parse_workers,
@@ -317,23 +318,29 @@ def makeService(config: Options) -> MultiService:
     pool = None
     if config["workers"] > 1:
         pool = WorkerPool(
-            reactor, config["ports"], config["workers"], worker_args(config), factory
+            reactor,
+            config["ports"],
+            config["workers"],
+            worker_args(config),
+            factory,
+            stop_timeout=config["shutdown-timeout"] + STOP_TIMEOUT,
         )
         sources = partial(merged_snapshots, sources, pool.snapshots)
-    ShutdownService(
+    serving = ShutdownService(
         factory, reactor, timeout=config["shutdown-timeout"], counts=sources
-    ).setServiceParent(service)
+    )
+    serving.setServiceParent(service)
     if udp is not None:
         interface, port = config["udp"]
-        internet.UDPServer(port, udp, interface=interface).setServiceParent(service)
+        internet.UDPServer(port, udp, interface=interface).setServiceParent(serving)
     if pool is not None:
-        pool.setServiceParent(service)
+        pool.setServiceParent(serving)
     else:
         accept_errors = AcceptErrorSummary(reactor)
         for description in config["ports"]:
             listener = strports.service(description, factory)
             listener.endpoint = SummarizedAcceptErrors(listener.endpoint, accept_errors)
-            listener.setServiceParent(service)
+            listener.setServiceParent(serving)
     if config["metrics"] is not None:
         from echotwist.metrics import metrics_service
 

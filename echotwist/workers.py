@@ -223,6 +223,7 @@ class WorkerPool(Service):
         count: int,
         worker_args: Sequence[str],
         factory: Factory,
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
         """
         @param reactor: an L{IReactorProcess} and L{IReactorTime} provider.
@@ -231,12 +232,15 @@ class WorkerPool(Service):
         @param worker_args: C{twistd echo} options each worker serves with.
         @param factory: the factory the parent listens with; it names the
             ports in the log but never builds a protocol.
+        @param stop_timeout: seconds workers get to exit after SIGTERM (their
+            graceful shutdown) before they are killed.
         """
         self._reactor = reactor
         self._descriptions = list(descriptions)
         self._count = count
         self._worker_args = list(worker_args)
         self._factory = factory
+        self._stop_timeout = stop_timeout
         self._ports: list[IListeningPort] = []
         self._restarts: dict[int, IDelayedCall] = {}
         self.workers: dict[int, WorkerProcess] = {}
@@ -271,7 +275,7 @@ class WorkerPool(Service):
     def stopService(self) -> Deferred[None]:
         """
         Ask every worker to stop (SIGTERM), kill those still running after
-        L{STOP_TIMEOUT}, then close the ports.
+        C{stop_timeout}, then close the ports.
 
         @return: fires once every worker has exited.
         """
@@ -283,7 +287,7 @@ class WorkerPool(Service):
         for worker in workers:
             _signal(worker, "TERM")
         clock: IReactorTime = self._reactor
-        kill = clock.callLater(STOP_TIMEOUT, self._kill, workers)
+        kill = clock.callLater(self._stop_timeout, self._kill, workers)
         ended: Deferred[None] = DeferredList(
             [worker.ended for worker in workers]
         ).addCallback(lambda _: None)
@@ -439,6 +443,7 @@ def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
     @param argv: the command line, as L{WorkerOptions} reads it.
     @return: fires when the parent has gone.
     """
+    from echotwist.shutdown import ShutdownService
     from echotwist.tap import Options, make_factory
 
     options = WorkerOptions()
@@ -447,6 +452,9 @@ def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
     config.parseOptions(options["echo"])
     factory = make_factory(config, cast(IReactorTime, reactor))
     service = MultiService()
+    ShutdownService(
+        factory, reactor, timeout=config["shutdown-timeout"]
+    ).setServiceParent(service)
     for fd, family in options["fds"]:
         endpoint = endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
         StreamServerEndpointService(endpoint, factory).setServiceParent(service)

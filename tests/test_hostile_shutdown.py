@@ -65,3 +65,29 @@ def test_sigterm_connection_finishes_first() -> None:
             assert recv_exactly(sock, 11) == b"last words"
         assert server.process.wait(20) == 0
         server.wait_for(r"Shutdown complete: .* 0 closed at the shutdown timeout")
+
+
+def test_sigterm_with_workers() -> None:
+    """
+    With C{--workers 2}, SIGTERM to twistd lets a connection served by a
+    worker keep echoing until C{--shutdown-timeout}, then closes it; twistd
+    exits 0 with one total summary line.
+    """
+    with twistd_echo("--workers", "2", "--shutdown-timeout", "2") as server:
+        with connect(server.port) as sock:
+            sock.sendall(b"before")
+            assert recv_exactly(sock, 6) == b"before"
+            server.process.send_signal(15)
+            server.wait_for(r"Stopped accepting; waiting up to 2.0 s for 1 open")
+            sock.sendall(b"during")
+            assert recv_exactly(sock, 6) == b"during"
+            try:
+                closed = sock.recv(1)
+            except ConnectionResetError:
+                closed = b""
+            assert closed == b""
+        assert server.process.wait(30) == 0
+        output = server.output()
+        print(output)
+        assert output.count("Shutdown complete") >= 1
+        assert "Traceback" not in output

@@ -7,7 +7,9 @@ from __future__ import annotations
 import signal
 from typing import cast
 
+from twisted.application.service import Service
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -136,6 +138,25 @@ class ShutdownServiceTests(SynchronousTestCase):
         )
         self.assertEqual(summary["datagrams"], 7)
 
+    def test_waitsForChildren(self) -> None:
+        """
+        Stopping stops the children first and logs the summary only once
+        they have stopped (a worker pool's workers have exited).
+        """
+        reactor = MemoryReactorClock()
+        child = SlowToStop()
+        service = ShutdownService(EchoFactory(reactor), reactor)
+        child.setServiceParent(service)
+        service.startService()
+        stopped = service.stopService()
+        self.assertFalse(child.running)
+        reactor.advance(1)
+        self.assertNoResult(stopped)
+        self.assertFalse([e for e in self.events if "Shutdown complete" in str(e)])
+        child.stopped.callback(None)
+        self.successResultOf(stopped)
+        self.assertTrue([e for e in self.events if "Shutdown complete" in str(e)])
+
     def test_sigtermHandler(self) -> None:
         """
         Once the reactor runs, SIGTERM is handled by the service, which asks
@@ -170,3 +191,21 @@ class ThreadCallReactor(MemoryReactorClock):
         Record C{function} instead of calling it.
         """
         self.from_thread.append(function)
+
+
+class SlowToStop(Service):
+    """
+    A service whose stop completes when the test says.
+
+    @ivar stopped: returned by L{stopService}.
+    """
+
+    def __init__(self) -> None:
+        self.stopped: Deferred[None] = Deferred()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        @return: L{stopped}.
+        """
+        super().stopService()
+        return self.stopped

@@ -81,9 +81,9 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_wiring(self) -> None:
         """
-        The shutdown service comes first (so it stops last), then the UDP
-        listener with the configured limits, then the TCP listeners, whose
-        endpoints summarize accept errors.
+        The shutdown service holds the UDP listener with the configured
+        limits and the TCP listeners, whose endpoints summarize accept
+        errors.
         """
         service = makeService(
             parse(
@@ -99,8 +99,9 @@ class MakeServiceTests(SynchronousTestCase):
                 "tcp:0",
             )
         )
-        shutdown, udp, tcp = list(service)
+        [shutdown] = service
         assert isinstance(shutdown, ShutdownService)
+        udp, tcp = shutdown
         self.assertEqual(shutdown.timeout, 4.0)
         assert isinstance(udp, UDPServer)
         protocol = udp.args[1]
@@ -117,4 +118,6 @@ class MakeServiceTests(SynchronousTestCase):
         Without C{--udp} there is no UDP listener.
         """
         service = makeService(parse("--port", "tcp:0"))
-        self.assertFalse([s for s in service if isinstance(s, UDPServer)])
+        [shutdown] = service
+        assert isinstance(shutdown, ShutdownService)
+        self.assertFalse([s for s in shutdown if isinstance(s, UDPServer)])
