@@ -46,11 +46,13 @@ def writer_for(transport: ITransport) -> Callable[[bytes], None]:
         ):
             connection.write(data)
             return
-        sent = connection.writeSomeData(data)
-        if isinstance(sent, BaseException):
-            # Let the transport meet the error on its own write and close.
-            connection.write(data)
-        elif sent < len(data):
-            connection.write(data[sent:])
+        try:
+            sent = connection.socket.send(data)
+        except OSError:
+            # Full (EAGAIN), interrupted, or broken: transport.write buffers
+            # it, and meets any error itself on its next write and closes.
+            sent = 0
+        if sent < len(data):
+            connection.write(data[sent:] if sent else data)
 
     return write

@@ -39,10 +39,11 @@ class ServerSpec:
         """
         @return: the command line that serves on 127.0.0.1:C{port}.
         """
-        if self.name == "echotwist":
+        if self.name.startswith("echotwist"):
             twistd = str(Path(sys.executable).with_name("twistd"))
+            reactor = ["--reactor", "echotwist-epoll"] if "epoll" in self.name else []
             listen = f"tcp:{port}:interface=127.0.0.1"
-            return [twistd, "-n", "--pidfile=", "echo", "--port", listen]
+            return [twistd, "-n", "--pidfile=", *reactor, "echo", "--port", listen]
         if self.name == "reference-select":
             module = "echotwist.reference.selecting"
             return [
@@ -70,6 +71,7 @@ class ServerSpec:
 
 SERVERS = (
     ServerSpec("echotwist", "echotwist.protocol"),
+    ServerSpec("echotwist-epoll", "echotwist.reactor"),
     ServerSpec("reference-select", "echotwist.reference.selecting"),
     ServerSpec("twisted-wire", "twisted.protocols.wire"),
     ServerSpec("asyncio", "asyncio"),
