@@ -5,6 +5,7 @@ C{python -m echotwist.bench}: load one echo server, or compare several.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -68,7 +69,7 @@ def progress(total: int, enabled: bool) -> Iterator[Callable[[str], None]]:
 
     @return: a function to call with a description once per step done.
     """
-    if not enabled:
+    if not enabled or importlib.util.find_spec("rich") is None:
         yield lambda description: None
         return
     from rich.progress import Progress

@@ -5,6 +5,7 @@ The command line of C{python -m echotwist.bench}.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -175,6 +176,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     options = p.parse_args(argv)
     if options.compare and options.server_pid:
         p.error("--server-pid is for --connect; --compare measures its own servers")
+    if options.plot and importlib.util.find_spec("matplotlib") is None:
+        p.error("--plot needs matplotlib: pip install 'echotwist[bench]'")
     if options.workloads is None:
         if options.compare:
             options.workloads = [
