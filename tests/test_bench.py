@@ -106,6 +106,19 @@ def test_streamAndTable(server: Twistd) -> None:
     assert float(line.split()[3].replace(",", "")) > 0
 
 
+def test_burst(server: Twistd) -> None:
+    """
+    C{--burst} opens the connections, each gets its byte back, and the
+    server's memory per connection is reported.
+    """
+    target = f"tcp:{HOST}:{server.port}"
+    pid = str(server.process.pid)
+    result = bench("--connect", target, "--burst", "50", "--server-pid", pid)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("50 of 50 connections accepted and echoed in ")
+    assert "server memory per idle connection: " in result.stdout
+
+
 class _Corrupting(socketserver.BaseRequestHandler):
     """
     Echo with the first byte of every chunk changed.

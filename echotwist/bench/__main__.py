@@ -13,7 +13,9 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import asdict
 
+from echotwist.bench.burst import burst
 from echotwist.bench.load import Job, LoadPool, Target, worker_count
 from echotwist.bench.options import parse
 from echotwist.bench.report import Row, plot, table
@@ -137,6 +139,28 @@ def describe_machine() -> str:
     )
 
 
+def run_burst(options: argparse.Namespace) -> int:
+    """
+    Run C{--burst} and print what it found.
+
+    @return: 0 if every connection was served, else 1.
+    """
+    result = burst(options.connect, options.burst, options.server_pid)
+    if options.json:
+        print(json.dumps(asdict(result), indent=2))
+    else:
+        print(
+            f"{result.served} of {result.connections} connections accepted and "
+            f"echoed in {result.seconds:.3f} s"
+        )
+        if result.server_bytes_per_connection is not None:
+            per = result.server_bytes_per_connection
+            print(f"server memory per idle connection: {per:,.0f} bytes")
+        for line in result.errors:
+            print(line)
+    return 0 if result.served == result.connections else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """
     Run the benchmark from the command line.
@@ -145,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     options = parse(args)
+    if options.burst:
+        return run_burst(options)
     biggest = max(w.connections for w in options.workloads)
     pool = LoadPool(worker_count(biggest, options.processes))
     try:

@@ -288,7 +288,7 @@ async def _run(
     return result
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_loop() -> asyncio.AbstractEventLoop:
     """
     @return: a uvloop loop when uvloop is installed, else asyncio's default.
     """
@@ -305,7 +305,7 @@ def _worker(pipe: Connection) -> None:
     A worker process: run each job the parent sends until it sends L{None}.
     """
     while (job := pipe.recv()) is not None:
-        loop = _new_loop()
+        loop = new_loop()
         try:
             result = loop.run_until_complete(_run(job, pipe.send, pipe.recv))
         finally:

@@ -157,6 +157,14 @@ def parser() -> argparse.ArgumentParser:
         + ", ".join(s.name for s in SERVERS)
         + ")",
     )
+    p.add_argument(
+        "--burst",
+        type=positive_int,
+        metavar="N",
+        help="--connect: instead of load, open N connections back to back, "
+        "time until all echoed a byte, and (with --server-pid) the server "
+        "memory per idle connection",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--plot", metavar="FILE.png", help="draw the figures (needs matplotlib)"
@@ -176,6 +184,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     options = p.parse_args(argv)
     if options.compare and options.server_pid:
         p.error("--server-pid is for --connect; --compare measures its own servers")
+    if options.compare and options.burst:
+        p.error("--burst is for --connect")
     if options.plot and importlib.util.find_spec("matplotlib") is None:
         p.error("--plot needs matplotlib: pip install 'echotwist[bench]'")
     if options.workloads is None:

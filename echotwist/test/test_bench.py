@@ -189,6 +189,8 @@ class OptionsTests(SynchronousTestCase):
             ["--connect", "tcp:h:1", "--duration", "-1"],
             ["--connect", "tcp:h:1", "--size", "0"],
             ["--compare", "--server-pid", "1"],
+            ["--compare", "--burst", "10"],
+            ["--connect", "tcp:h:1", "--burst", "0"],
         ):
             err = io.StringIO()
             with redirect_stderr(err), self.assertRaises(SystemExit) as raised:
