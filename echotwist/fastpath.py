@@ -17,42 +17,43 @@ C{transport.write}.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from twisted.internet.interfaces import ITransport
 from twisted.internet.tcp import Connection
 
 
-def writer_for(transport: ITransport) -> Callable[[bytes], None]:
+def can_send_directly(transport: ITransport) -> bool:
     """
-    Choose how to write to C{transport}.
-
     @param transport: a connected transport.
-    @return: a function that writes bytes to it, in order, with the same
-        buffering and backpressure as C{transport.write}.
+    @return: whether L{send} may be used on it: a TCP or UNIX connection.
+        (Whether TLS has been started on it is checked by each L{send}.)
     """
-    if not isinstance(transport, Connection):
-        return transport.write
-    connection = transport
+    return isinstance(transport, Connection)
 
-    def write(data: bytes) -> None:
-        if (
-            connection.TLS
-            or connection.dataBuffer
-            or connection._tempDataLen
-            or not connection.connected
-            or connection.disconnecting
-            or connection._writeDisconnected
-        ):
-            connection.write(data)
-            return
-        try:
-            sent = connection.socket.send(data)
-        except OSError:
-            # Full (EAGAIN), interrupted, or broken: transport.write buffers
-            # it, and meets any error itself on its next write and closes.
-            sent = 0
-        if sent < len(data):
-            connection.write(data[sent:] if sent else data)
 
-    return write
+def send(connection: Connection, data: bytes) -> None:
+    """
+    Write C{data} to C{connection}, straight to its socket when nothing is
+    buffered, else (and for whatever the socket does not take) through
+    C{connection.write}, with its buffering and backpressure.
+
+    @param connection: a connection L{can_send_directly} accepted.
+    @param data: the bytes to write, after any written before.
+    """
+    if (
+        connection.TLS
+        or connection.dataBuffer
+        or connection._tempDataLen
+        or not connection.connected
+        or connection.disconnecting
+        or connection._writeDisconnected
+    ):
+        connection.write(data)
+        return
+    try:
+        sent = connection.socket.send(data)
+    except OSError:
+        # Full (EAGAIN), interrupted, or broken: transport.write buffers
+        # it, and meets any error itself on its next write and closes.
+        sent = 0
+    if sent < len(data):
+        connection.write(data[sent:] if sent else data)

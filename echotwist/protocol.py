@@ -16,7 +16,6 @@ put on an open network, all of them Twisted machinery rather than our own:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol, IReactorTime
@@ -26,7 +25,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from echotwist.fastpath import writer_for
+from echotwist.fastpath import can_send_directly, send
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -73,7 +72,7 @@ class Echo(Protocol, TimeoutMixin):
         self.bytes_in = 0
         self.peer = "?"
         self._started = 0.0
-        self._write: Callable[[bytes], None] = _not_connected
+        self._direct = False
 
     def connectionMade(self) -> None:
         """
@@ -86,7 +85,7 @@ class Echo(Protocol, TimeoutMixin):
         self._started = factory.clock.seconds()
         self.peer = describe_peer(transport.getPeer())
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
-        self._write = writer_for(transport)
+        self._direct = can_send_directly(transport)
         self.callLater = factory.clock.callLater  # type: ignore[assignment]
         self.setTimeout(factory.idle_timeout)
         factory.connection_opened(self)
@@ -108,7 +107,10 @@ class Echo(Protocol, TimeoutMixin):
                 peer=self.peer,
                 chunk=_truncated_repr(data),
             )
-        self._write(data)
+        if self._direct:
+            send(self.transport, data)  # type: ignore[arg-type]
+        else:
+            self.transport.write(data)  # type: ignore[union-attr]
 
     def readConnectionLost(self) -> None:
         """
@@ -175,15 +177,6 @@ class Echo(Protocol, TimeoutMixin):
         pending = getattr(transport, "_tempDataLen", 0)
         offset = getattr(transport, "offset", 0)
         return max(0, len(buffered) - offset + pending)
-
-
-def _not_connected(data: bytes) -> None:
-    """
-    Stand in for the writer before C{connectionMade}.
-
-    @raise RuntimeError: always: there is nowhere to write yet.
-    """
-    raise RuntimeError("Echo has no transport yet")
 
 
 def _truncated_repr(data: bytes) -> str:

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from echotwist.bench.stats import RunResult
+from echotwist.bench.stats import SATURATED_SHARE, RunResult
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
         if r.loadgen_saturated:
             notes.append(
                 f"{row.workload} {row.server}: load generator saturated "
-                f"({r.loadgen_share:.0%} of a core): figures may be its limit"
+                f"(over {SATURATED_SHARE:.0%} of a core in a round; median "
+                f"{r.loadgen_share:.0%}): figures may be its limit"
             )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     text = [

@@ -13,7 +13,7 @@ from twisted.internet.tcp import Connection
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.fastpath import writer_for
+from echotwist.fastpath import can_send_directly, send
 from echotwist.protocol import EchoFactory
 
 
@@ -52,21 +52,19 @@ def drain(peer: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-class WriterForTests(SynchronousTestCase):
+class SendTests(SynchronousTestCase):
     """
-    Tests for L{writer_for}.
+    Tests for L{can_send_directly} and L{send}.
     """
 
     def test_otherTransportsUseWrite(self) -> None:
         """
-        A transport that is not a TCP or UNIX connection (here a
-        L{StringTransport}, as TLS's is not either) gets its own C{write}.
+        Only TCP and UNIX connections may be sent to directly: not other
+        transports (here a L{StringTransport}; TLS's is not one either).
         """
-        transport = StringTransport()
-        write = writer_for(transport)
-        self.assertEqual(write, transport.write)
-        write(b"abc")
-        self.assertEqual(transport.value(), b"abc")
+        self.assertFalse(can_send_directly(StringTransport()))
+        connection, _peer, _reactor = connected(self)
+        self.assertTrue(can_send_directly(connection))
 
     def test_emptyBufferSendsAtOnce(self) -> None:
         """
@@ -74,7 +72,7 @@ class WriterForTests(SynchronousTestCase):
         waiting for the reactor to say the socket is writable.
         """
         connection, peer, reactor = connected(self)
-        writer_for(connection)(b"hello")
+        send(connection, b"hello")
         self.assertEqual(drain(peer), b"hello")
         self.assertEqual(reactor.getWriters(), [])
         self.assertEqual(connection._tempDataLen, 0)
@@ -86,7 +84,7 @@ class WriterForTests(SynchronousTestCase):
         """
         connection, peer, reactor = connected(self)
         connection.write(b"first ")
-        writer_for(connection)(b"second")
+        send(connection, b"second")
         self.assertEqual(drain(peer), b"")
         self.assertEqual(reactor.getWriters(), [connection])
         connection.doWrite()
@@ -101,7 +99,7 @@ class WriterForTests(SynchronousTestCase):
         connection, peer, reactor = connected(self)
         connection.registerProducer(connection, True)
         data = bytes(range(256)) * 16384  # 4 MiB: more than the socket takes
-        writer_for(connection)(data)
+        send(connection, data)
         self.assertTrue(connection.producerPaused)
         self.assertEqual(reactor.getWriters(), [connection])
         received = [drain(peer)]
@@ -120,7 +118,7 @@ class WriterForTests(SynchronousTestCase):
         """
         connection, peer, _reactor = connected(self)
         connection.disconnecting = True
-        writer_for(connection)(b"late")
+        send(connection, b"late")
         self.assertEqual(drain(peer), b"")
         self.assertEqual(connection._tempDataLen, 4)
 
@@ -133,7 +131,7 @@ class WriterForTests(SynchronousTestCase):
         connection.TLS = True
         connection.write = lambda data: written.append(data)  # type: ignore[method-assign]
         written: list[bytes] = []
-        writer_for(connection)(b"secret")
+        send(connection, b"secret")
         self.assertEqual((written, drain(peer)), ([b"secret"], b""))
 
     def test_sendErrorUsesWrite(self) -> None:
@@ -143,14 +141,14 @@ class WriterForTests(SynchronousTestCase):
         """
         connection, peer, reactor = connected(self)
         peer.close()
-        writer_for(connection)(b"x" * 100)
+        send(connection, b"x" * 100)
         self.assertEqual(connection._tempDataLen, 100)
         self.assertEqual(reactor.getWriters(), [connection])
 
 
 class EchoDirectTests(SynchronousTestCase):
     """
-    L{echotwist.protocol.Echo} writes through L{writer_for}.
+    L{echotwist.protocol.Echo} writes through L{send}.
     """
 
     def test_echoOverSocket(self) -> None:
