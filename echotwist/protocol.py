@@ -25,6 +25,8 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from echotwist.fastpath import can_send_directly, send
+
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
 
@@ -70,6 +72,7 @@ class Echo(Protocol, TimeoutMixin):
         self.bytes_in = 0
         self.peer = "?"
         self._started = 0.0
+        self._direct = False
 
     def connectionMade(self) -> None:
         """
@@ -82,6 +85,7 @@ class Echo(Protocol, TimeoutMixin):
         self._started = factory.clock.seconds()
         self.peer = describe_peer(transport.getPeer())
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
+        self._direct = can_send_directly(transport)
         self.callLater = factory.clock.callLater  # type: ignore[assignment]
         self.setTimeout(factory.idle_timeout)
         factory.connection_opened(self)
@@ -103,7 +107,10 @@ class Echo(Protocol, TimeoutMixin):
                 peer=self.peer,
                 chunk=_truncated_repr(data),
             )
-        self.transport.write(data)  # type: ignore[union-attr]
+        if self._direct:
+            send(self.transport, data)  # type: ignore[arg-type]
+        else:
+            self.transport.write(data)  # type: ignore[union-attr]
 
     def readConnectionLost(self) -> None:
         """

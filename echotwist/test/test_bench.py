@@ -1,0 +1,239 @@
+"""
+Tests for the pure parts of L{echotwist.bench}: percentiles, merging worker
+results, medians, endpoint and argument parsing, the table.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from contextlib import redirect_stderr
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.bench.load import Target, parse_target, split, worker_count
+from echotwist.bench.options import Workload, parse
+from echotwist.bench.report import Row, table
+from echotwist.bench.stats import WorkerResult, combine, median_result, percentile
+
+
+class PercentileTests(SynchronousTestCase):
+    """
+    Tests for L{percentile}.
+    """
+
+    def test_nearestRank(self) -> None:
+        """
+        The nearest-rank percentile of 1..100 is the rank itself.
+        """
+        values = [float(v) for v in range(1, 101)]
+        self.assertEqual(
+            [percentile(values, f) for f in (0.5, 0.9, 0.99, 1.0)],
+            [50.0, 90.0, 99.0, 100.0],
+        )
+
+    def test_small(self) -> None:
+        """
+        With few values the percentile is still one of them.
+        """
+        self.assertEqual(percentile([3.0], 0.99), 3.0)
+        self.assertEqual(percentile([1.0, 2.0], 0.5), 1.0)
+
+    def test_empty(self) -> None:
+        """
+        No values give C{nan}, not an error.
+        """
+        self.assertTrue(math.isnan(percentile([], 0.5)))
+
+
+class CombineTests(SynchronousTestCase):
+    """
+    Tests for L{combine} and L{median_result}.
+    """
+
+    def test_rates(self) -> None:
+        """
+        Echoes and bytes from all workers are summed and divided by the
+        window; server CPU is given per echo in microseconds.
+        """
+        a = WorkerResult(
+            echoes=300,
+            bytes_echoed=300 * 1024,
+            latencies=[0.001] * 3,
+            cpu=0.5,
+            wall=2.0,
+        )
+        b = WorkerResult(
+            echoes=100,
+            bytes_echoed=100 * 1024,
+            latencies=[0.003],
+            errors=["bad"],
+            cpu=1.9,
+            wall=2.0,
+        )
+        result = combine([a, b], server_cpu=0.004, stream=False)
+        self.assertEqual(result.echoes_per_s, 200.0)
+        self.assertAlmostEqual(result.mib_per_s, 400 / 1024 / 2)
+        self.assertAlmostEqual(result.server_us_per_echo or 0, 10.0)
+        self.assertEqual((result.p50_ms, result.max_ms), (1.0, 3.0))
+        self.assertEqual((result.errors, result.error_lines), (1, ["bad"]))
+        self.assertAlmostEqual(result.loadgen_share, 0.95)
+        self.assertTrue(result.loadgen_saturated)
+
+    def test_streamPerKiB(self) -> None:
+        """
+        In stream mode server CPU is per KiB echoed; without a server process
+        there is none.
+        """
+        w = WorkerResult(bytes_echoed=4096, cpu=0.1, wall=1.0)
+        self.assertAlmostEqual(combine([w], 0.002, True).server_us_per_echo or 0, 500.0)
+        self.assertIsNone(combine([w], None, True).server_us_per_echo)
+        self.assertFalse(combine([w], None, True).loadgen_saturated)
+
+    def test_median(self) -> None:
+        """
+        Each figure is the median of the rounds; errors are summed.
+        """
+        runs = [
+            combine(
+                [
+                    WorkerResult(
+                        echoes=n,
+                        latencies=[n / 1000],
+                        wall=1.0,
+                        errors=["e"] * (n == 3),
+                    )
+                ],
+                n / 1e6,
+                False,
+            )
+            for n in (1, 5, 3)
+        ]
+        median = median_result(runs)
+        self.assertEqual(median.echoes_per_s, 3.0)
+        self.assertEqual(median.p99_ms, 3.0)
+        self.assertEqual(median.errors, 1)
+        self.assertAlmostEqual(median.server_us_per_echo or 0, 1.0)
+
+
+class ParseTargetTests(SynchronousTestCase):
+    """
+    Tests for L{parse_target}.
+    """
+
+    def test_tcp(self) -> None:
+        """
+        Named and positional TCP descriptions are read.
+        """
+        self.assertEqual(
+            parse_target("tcp:host=127.0.0.1:port=9000"), Target("127.0.0.1", 9000)
+        )
+        self.assertEqual(parse_target("tcp:localhost:80"), Target("localhost", 80))
+
+    def test_unix(self) -> None:
+        """
+        UNIX descriptions give a path.
+        """
+        self.assertEqual(parse_target("unix:path=/tmp/s"), Target(path="/tmp/s"))
+
+    def test_bad(self) -> None:
+        """
+        Missing fields, bad ports and other endpoint types are refused with
+        a reason.
+        """
+        for bad in ("tcp:host=h", "tcp:h:99999", "tcp:h:x", "unix:", "ssl:h:1", "9000"):
+            self.assertRaises(ValueError, parse_target, bad)
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Tests for L{echotwist.bench.options.parse} and the worker split.
+    """
+
+    def test_connect(self) -> None:
+        """
+        C{--connect} runs one workload from C{--connections} and C{--size}.
+        """
+        options = parse(["--connect", "tcp:h:1", "--connections", "7", "--size", "2K"])
+        self.assertEqual(options.workloads, [Workload(7, 2048)])
+        self.assertEqual(str(options.workloads[0]), "7x2K")
+
+    def test_compareDefaults(self) -> None:
+        """
+        C{--compare} runs the issue's twelve workloads on every server.
+        """
+        options = parse(["--compare"])
+        self.assertEqual(len(options.workloads), 12)
+        self.assertIn(Workload(1000, 65536), options.workloads)
+        self.assertIn("echotwist", options.servers)
+
+    def test_workloadsAndServers(self) -> None:
+        """
+        C{--workloads} and C{--servers} pick a subset.
+        """
+        options = parse(
+            ["--compare", "--workloads", "1x64,100x1k", "--servers", "asyncio"]
+        )
+        self.assertEqual(options.workloads, [Workload(1, 64), Workload(100, 1024)])
+        self.assertEqual(options.servers, ["asyncio"])
+
+    def test_badInput(self) -> None:
+        """
+        Bad values exit with status 2 and a one-line error naming them.
+        """
+        for argv in (
+            [],
+            ["--connect", "ssl:h:1"],
+            ["--compare", "--servers", "nginx"],
+            ["--compare", "--workloads", "100"],
+            ["--connect", "tcp:h:1", "--duration", "-1"],
+            ["--connect", "tcp:h:1", "--size", "0"],
+            ["--compare", "--server-pid", "1"],
+            ["--compare", "--burst", "10"],
+            ["--connect", "tcp:h:1", "--burst", "0"],
+        ):
+            err = io.StringIO()
+            with redirect_stderr(err), self.assertRaises(SystemExit) as raised:
+                parse(argv)
+            self.assertEqual(raised.exception.code, 2, argv)
+            self.assertIn("error:", err.getvalue().splitlines()[-1])
+
+    def test_split(self) -> None:
+        """
+        Connections are shared out evenly over the workers.
+        """
+        self.assertEqual(split(10, 3), [4, 3, 3])
+        self.assertEqual(split(1, 2), [1, 0])
+        self.assertEqual(worker_count(1, 4), 1)
+        self.assertEqual(worker_count(100, 3), 3)
+        self.assertGreaterEqual(worker_count(100, None), 1)
+
+
+class TableTests(SynchronousTestCase):
+    """
+    Tests for L{table}.
+    """
+
+    def test_ratioAndNotes(self) -> None:
+        """
+        The ratio column divides server CPU per echo by the baseline's, and a
+        saturated load generator is called out under the table.
+        """
+        fast = combine(
+            [WorkerResult(echoes=100, latencies=[0.001], cpu=0.1, wall=1.0)],
+            0.0005,
+            False,
+        )
+        slow = combine(
+            [WorkerResult(echoes=100, latencies=[0.001], cpu=1.0, wall=1.0)],
+            0.001,
+            False,
+        )
+        text = table(
+            [Row("1x64", "uvloop", fast), Row("1x64", "echotwist", slow)], "uvloop"
+        )
+        lines = text.splitlines()
+        self.assertTrue(lines[2].rstrip().endswith("1.00x"))
+        self.assertTrue(lines[3].rstrip().endswith("2.00x"))
+        self.assertIn("1x64 echotwist: load generator saturated", text)
+        self.assertNotIn("uvloop: load generator saturated", text)

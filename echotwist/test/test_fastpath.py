@@ -1,0 +1,173 @@
+"""
+Tests for L{echotwist.fastpath}, on real connected sockets (a socket pair)
+driven by a L{MemoryReactor}, so no global reactor runs.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.internet.tcp import Connection
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.fastpath import can_send_directly, send
+from echotwist.protocol import EchoFactory
+
+
+def connected(
+    test: SynchronousTestCase,
+) -> tuple[Connection, socket.socket, MemoryReactorClock]:
+    """
+    Wrap one end of a socket pair in a Twisted L{Connection}.
+
+    @return: the connection, the other end (non-blocking) and the reactor.
+    """
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    test.addCleanup(ours.close)
+    test.addCleanup(theirs.close)
+    reactor = MemoryReactorClock()
+    connection = Connection(ours, Protocol(), reactor)
+    connection.connected = True
+    return connection, theirs, reactor
+
+
+def drain(peer: socket.socket) -> bytes:
+    """
+    @return: everything the peer can read now.
+    """
+    chunks = []
+    while True:
+        try:
+            chunk = peer.recv(1 << 20)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class SendTests(SynchronousTestCase):
+    """
+    Tests for L{can_send_directly} and L{send}.
+    """
+
+    def test_otherTransportsUseWrite(self) -> None:
+        """
+        Only TCP and UNIX connections may be sent to directly: not other
+        transports (here a L{StringTransport}; TLS's is not one either).
+        """
+        self.assertFalse(can_send_directly(StringTransport()))
+        connection, _peer, _reactor = connected(self)
+        self.assertTrue(can_send_directly(connection))
+
+    def test_emptyBufferSendsAtOnce(self) -> None:
+        """
+        With nothing buffered the bytes reach the socket at once, without
+        waiting for the reactor to say the socket is writable.
+        """
+        connection, peer, reactor = connected(self)
+        send(connection, b"hello")
+        self.assertEqual(drain(peer), b"hello")
+        self.assertEqual(reactor.getWriters(), [])
+        self.assertEqual(connection._tempDataLen, 0)
+
+    def test_bufferedDataIsNotOvertaken(self) -> None:
+        """
+        With bytes already buffered new ones are buffered behind them by
+        C{transport.write}, so the order holds.
+        """
+        connection, peer, reactor = connected(self)
+        connection.write(b"first ")
+        send(connection, b"second")
+        self.assertEqual(drain(peer), b"")
+        self.assertEqual(reactor.getWriters(), [connection])
+        connection.doWrite()
+        self.assertEqual(drain(peer), b"first second")
+
+    def test_partialSendBuffersTheRestAndPauses(self) -> None:
+        """
+        What the socket does not take is buffered by C{transport.write},
+        which pauses the transport's own streaming producer once past
+        C{bufferSize}: backpressure works as without the direct path.
+        """
+        connection, peer, reactor = connected(self)
+        connection.registerProducer(connection, True)
+        data = bytes(range(256)) * 16384  # 4 MiB: more than the socket takes
+        send(connection, data)
+        self.assertTrue(connection.producerPaused)
+        self.assertEqual(reactor.getWriters(), [connection])
+        received = [drain(peer)]
+        for _ in range(10000):
+            if not connection._tempDataLen and not connection.dataBuffer:
+                break
+            connection.doWrite()
+            received.append(drain(peer))
+        self.assertEqual(b"".join(received), data)
+        self.assertFalse(connection.producerPaused)
+
+    def test_closingUsesWrite(self) -> None:
+        """
+        Once C{loseConnection} is called, writes go through
+        C{transport.write}, which buffers them.
+        """
+        connection, peer, _reactor = connected(self)
+        connection.disconnecting = True
+        send(connection, b"late")
+        self.assertEqual(drain(peer), b"")
+        self.assertEqual(connection._tempDataLen, 4)
+
+    def test_tlsUsesWrite(self) -> None:
+        """
+        A connection with TLS started on it is written through
+        C{transport.write} (which encrypts), never straight to the socket.
+        """
+        connection, peer, _reactor = connected(self)
+        connection.TLS = True
+        connection.write = lambda data: written.append(data)  # type: ignore[method-assign]
+        written: list[bytes] = []
+        send(connection, b"secret")
+        self.assertEqual((written, drain(peer)), ([b"secret"], b""))
+
+    def test_sendErrorUsesWrite(self) -> None:
+        """
+        If the socket fails, the bytes go to C{transport.write} so that the
+        transport meets the error itself on its next write and closes.
+        """
+        connection, peer, reactor = connected(self)
+        peer.close()
+        send(connection, b"x" * 100)
+        self.assertEqual(connection._tempDataLen, 100)
+        self.assertEqual(reactor.getWriters(), [connection])
+
+
+class EchoDirectTests(SynchronousTestCase):
+    """
+    L{echotwist.protocol.Echo} writes through L{send}.
+    """
+
+    def test_echoOverSocket(self) -> None:
+        """
+        An echo over a real connection goes straight back to the socket.
+        """
+        ours, peer = socket.socketpair()
+        ours.setblocking(False)
+        peer.setblocking(False)
+        self.addCleanup(ours.close)
+        self.addCleanup(peer.close)
+        reactor = MemoryReactorClock()
+        factory = EchoFactory(Clock())
+        protocol = factory.buildProtocol(None)  # type: ignore[arg-type]
+        assert protocol is not None
+        connection = Connection(ours, protocol, reactor)
+        connection.connected = True
+        connection.getPeer = lambda: None  # type: ignore[method-assign]
+        protocol.makeConnection(connection)
+        protocol.dataReceived(b"ping")
+        self.assertEqual(drain(peer), b"ping")
+        self.assertEqual(reactor.getWriters(), [])
