@@ -159,8 +159,7 @@ class Options(usage.Options):
 
     def opt_port(self, port: str) -> None:
         """
-        Listen on this port number or server endpoint description (default
-        tcp:9000); repeat to listen on several.
+        Listen on this port or endpoint (default tcp:9000); repeatable.
         """
         self["ports"].append(port)
 
