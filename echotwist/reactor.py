@@ -52,6 +52,8 @@ class EchoReactor(EPollReactor):
                 continue
             try:
                 dispatch(selectable, fd, event)
+            except KeyboardInterrupt:
+                raise
             except BaseException:
                 self._log.failure(
                     "Error handling an event on {selectable}", selectable=selectable

@@ -89,3 +89,20 @@ class EchoReactorTests(SynchronousTestCase):
         self.assertIn(
             "Error handling an event", [e.get("log_format", "")[:23] for e in events]
         )
+
+    def test_keyboardInterruptPropagates(self) -> None:
+        """
+        A L{KeyboardInterrupt} escaping an event's handling is not swallowed
+        (as with Twisted's own reactors): it ends the poll, so Ctrl-C works.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        reader = self.reader(reactor, fail=True)
+
+        def interrupted(reason: object) -> None:
+            reader.stopReading()
+            raise KeyboardInterrupt()
+
+        reader.connectionLost = interrupted  # type: ignore[method-assign]
+        self.assertRaises(KeyboardInterrupt, reactor.doPoll, 1)
+        self.flushLoggedErrors(ZeroDivisionError)
