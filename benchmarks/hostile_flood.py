@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _hostile_helpers import connect, recv_exactly, round_trip, twistd_echo
+from sockets import connect, recv_exactly, round_trip
+from twistd_support import twistd_echo
 
 
 def main(count: int) -> None:

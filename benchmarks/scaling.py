@@ -25,7 +25,6 @@ import selectors
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,14 +118,9 @@ def shared_socket_workers(count: int) -> Iterator[int]:
 
     @return: its port.
     """
-    options = ["--port", f"tcp:0:interface={HOST}", "--idle-timeout", "0"]
-    options += ["--workers", str(count)]
-    with (
-        tempfile.TemporaryDirectory() as directory,
-        twistd_echo(Path(directory), options) as server,
-    ):
+    with twistd_echo("--idle-timeout", "0", "--workers", str(count)) as server:
         if count > 1:
-            server.wait_for_log(r"worker \d+: \[-\] EchoFactory starting", count)
+            server.wait_for(r"worker \d+: \[-\] EchoFactory starting", count)
         yield server.port
 
 

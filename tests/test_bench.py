@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sockets import HOST
+from twistd_support import Server, twistd_echo
 
-from tests.twistd_support import Twistd, twistd_echo
-
-HOST = "127.0.0.1"
 TIMEOUT = 120
 
 
@@ -47,15 +46,15 @@ def rows(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Twistd]:
+def server(tmp_path: Path) -> Iterator[Server]:
     """
     A C{twistd echo} on a port the system picks.
     """
-    with twistd_echo(tmp_path, ["--port", f"tcp:0:interface={HOST}"]) as running:
+    with twistd_echo(directory=tmp_path) as running:
         yield running
 
 
-def test_pingPong(server: Twistd) -> None:
+def test_pingPong(server: Server) -> None:
     """
     A ping-pong run reports echoes, no errors, and the server's CPU time per
     echo when given its process id.
@@ -83,7 +82,7 @@ def test_pingPong(server: Twistd) -> None:
     assert row["server_us_per_echo"] > 0
 
 
-def test_streamAndTable(server: Twistd) -> None:
+def test_streamAndTable(server: Server) -> None:
     """
     A stream run reports MiB/s in a table.
     """
@@ -106,7 +105,7 @@ def test_streamAndTable(server: Twistd) -> None:
     assert float(line.split()[3].replace(",", "")) > 0
 
 
-def test_burst(server: Twistd) -> None:
+def test_burst(server: Server) -> None:
     """
     C{--burst} opens the connections, each gets its byte back, and the
     server's memory per connection is reported.

@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import re
 import select
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,10 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sockets import HOST, TIMEOUT
+from twistd_support import LOOPBACK, twistd_echo
 
-from tests.twistd_support import TIMEOUT, TWISTD, stop
-
-HOST = "127.0.0.1"
 SIZE = 4 * 1024 * 1024  # far past the transport's 64 KiB bufferSize
 
 
@@ -75,36 +72,16 @@ def ports(
     key, cert = write_certificate(tmp_path)
     path = tmp_path / "echo.sock"
     reactor = [] if request.param == "default" else ["--reactor", request.param]
-    options = [
-        "--port",
-        f"tcp:0:interface={HOST}",
-        "--port",
-        f"unix:{path}",
-        "--port",
-        f"ssl:0:interface={HOST}:privateKey={key}:certKey={cert}",
-    ]
-    log_path = tmp_path / "twistd.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", *reactor, "echo", *options],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=tmp_path,
-        )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            text = log_path.read_text()
-            tcp = re.search(r"EchoFactory starting on (\d+)", text)
-            tls = re.search(r"EchoFactory \(TLS\) starting on (\d+)", text)
-            if tcp and tls and path.exists():
-                break
-            assert process.poll() is None and time.monotonic() < deadline, text
-            time.sleep(0.05)
+    tls_port = f"ssl:0:interface={HOST}:privateKey={key}:certKey={cert}"
+    # UNIX before TLS: a UNIX port logs before it binds, a TLS one once it
+    # listens, so by the time all three have logged all three are up.
+    listen = [LOOPBACK, f"unix:{path}", tls_port]
+    with twistd_echo(
+        ports=listen, directory=tmp_path, twistd_options=reactor
+    ) as server:
+        tcp = server.wait_for(r"EchoFactory starting on (\d+)")
+        tls = server.wait_for(r"EchoFactory \(TLS\) starting on (\d+)")
         yield {"tcp": int(tcp.group(1)), "tls": int(tls.group(1)), "unix": str(path)}
-    finally:
-        stop(process)
 
 
 def send_then_read(sock: socket.socket, data: bytes, half_close: bool) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -19,10 +18,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from test_workers import echo_once
-from twistd_support import TIMEOUT, Twistd, stop, twistd_echo
+from sockets import HOST, TIMEOUT, echo_once
+from twistd_support import Server, stop, twistd_echo
 
-HOST = "127.0.0.1"
 CONFIG = Path(__file__).parent.parent / "contrib" / "haproxy" / "echotwist.cfg"
 HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 
@@ -65,7 +63,7 @@ def loopback_config(front: int, backends: Sequence[int], check_ms: int) -> str:
 
 
 @pytest.fixture
-def echo_hosts(tmp_path: Path) -> Iterator[list[Twistd]]:
+def echo_hosts(tmp_path: Path) -> Iterator[list[Server]]:
     """
     Two C{twistd echo} instances on loopback ports the system picked,
     logging what they receive.
@@ -75,12 +73,12 @@ def echo_hosts(tmp_path: Path) -> Iterator[list[Twistd]]:
         for name in ["one", "two"]:
             directory = tmp_path / name
             directory.mkdir()
-            options = ["--port", f"tcp:0:interface={HOST}", "--verbose"]
-            hosts.append(stack.enter_context(twistd_echo(directory, options)))
+            server = twistd_echo("--verbose", directory=directory)
+            hosts.append(stack.enter_context(server))
         yield hosts
 
 
-def test_failover(tmp_path: Path, echo_hosts: list[Twistd]) -> None:
+def test_failover(tmp_path: Path, echo_hosts: list[Server]) -> None:
     """
     Clients through HAProxy reach both hosts; once one is stopped, HAProxy
     marks it down and new clients are still all served.
@@ -109,9 +107,9 @@ def test_failover(tmp_path: Path, echo_hosts: list[Twistd]) -> None:
         for i in range(8):
             assert echo_once(front, b"client %d" % i) == b"client %d" % i
         for host in echo_hosts:
-            host.wait_for_log(r"b'client \d'")
+            host.wait_for(r"b'client \d'")
 
-        stop(echo_hosts[0].process)
+        echo_hosts[0].stop()
         for i in range(20):
             assert echo_once(front, b"after %d" % i) == b"after %d" % i
         down = r"Server echotwist/echo1 is DOWN"
@@ -120,13 +118,8 @@ def test_failover(tmp_path: Path, echo_hosts: list[Twistd]) -> None:
             time.sleep(0.1)
         for i in range(5):
             assert echo_once(front, b"later %d" % i) == b"later %d" % i
-        echo_hosts[1].wait_for_log(r"b'later \d'", count=5)
+        echo_hosts[1].wait_for(r"b'later \d'", count=5)
         assert haproxy.poll() is None
     finally:
-        haproxy.send_signal(signal.SIGTERM)
-        try:
-            haproxy.wait(10)
-        except subprocess.TimeoutExpired:
-            haproxy.kill()
-            haproxy.wait()
+        stop(haproxy)
         log.close()

@@ -9,7 +9,8 @@ import socket
 import struct
 import time
 
-from _hostile_helpers import connect, recv_exactly, twistd_echo
+from sockets import connect, recv_exactly
+from twistd_support import twistd_echo
 
 
 def test_half_close_echoes_everything() -> None:

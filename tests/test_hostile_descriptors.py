@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from contextlib import ExitStack
 
-from _hostile_helpers import connect, recv_exactly, round_trip, twistd_echo
+from sockets import connect, recv_exactly, round_trip
+from twistd_support import twistd_echo
 
 LIMIT = 256
 ATTEMPTS = 600

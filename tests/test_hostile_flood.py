@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-from _hostile_helpers import connect, recv_exactly, round_trip, twistd_echo
+from sockets import connect, recv_exactly, round_trip
+from twistd_support import twistd_echo
 
 #: Connections the test opens (the benchmark opens 10,000).
 FLOOD = 2000

@@ -8,8 +8,9 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from _hostile_helpers import Server, connect, recv_exactly, twistd_echo
 from hypothesis import HealthCheck, assume, given, settings
+from sockets import connect, recv_exactly
+from twistd_support import Server, twistd_echo
 
 from echotwist.test.test_fuzz import MiB, chunks
 

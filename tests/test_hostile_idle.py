@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import time
 
-from _hostile_helpers import connect, recv_exactly, twistd_echo
+from sockets import connect, recv_exactly
+from twistd_support import twistd_echo
 
 TIMEOUT = 1.0
 

@@ -5,10 +5,42 @@ close them after C{--shutdown-timeout}, exit 0 with a summary line.
 
 from __future__ import annotations
 
+import signal
 import socket
 
 import pytest
-from _hostile_helpers import connect, recv_exactly, round_trip, stop, twistd_echo
+from sockets import HOST, TIMEOUT, connect, recv_exactly, round_trip
+from twistd_support import Server, twistd_echo
+
+
+def _sigterm_with_one_open(server: Server, sock: socket.socket) -> None:
+    """
+    Echo on C{sock}, then SIGTERM the server, and wait until it says it
+    stopped accepting and waits up to 2 s for that one open connection.
+
+    @param server: a server run with C{--shutdown-timeout 2}.
+    @param sock: a connection to it.
+    """
+    sock.sendall(b"before")
+    assert recv_exactly(sock, 6) == b"before"
+    server.process.send_signal(signal.SIGTERM)
+    server.wait_for(r"Stopped accepting; waiting up to 2.0 s for 1 open")
+
+
+def _echoes_until_closed(sock: socket.socket) -> None:
+    """
+    Check that C{sock}, open through a shutdown, still echoes, and is then
+    closed by the server (a reset counts as closed).
+
+    @param sock: a connection open when the server got SIGTERM.
+    """
+    sock.sendall(b"during")
+    assert recv_exactly(sock, 6) == b"during"
+    try:
+        closed = sock.recv(1)
+    except ConnectionResetError:
+        closed = b""
+    assert closed == b""
 
 
 def test_sigterm_idle_server_exits_zero() -> None:
@@ -18,7 +50,7 @@ def test_sigterm_idle_server_exits_zero() -> None:
     """
     with twistd_echo() as server:
         round_trip(server.port, b"hello")
-        assert stop(server) == 0
+        assert server.stop() == 0
         match = server.wait_for(
             r"Shutdown complete: (\d+) connections served, "
             r"(\d+) bytes echoed"
@@ -33,21 +65,12 @@ def test_sigterm_waits_then_closes() -> None:
     """
     with twistd_echo("--shutdown-timeout", "2") as server:
         with connect(server.port) as sock:
-            sock.sendall(b"before")
-            assert recv_exactly(sock, 6) == b"before"
-            server.process.send_signal(15)
-            server.wait_for(r"Stopped accepting; waiting up to 2.0 s for 1 open")
+            _sigterm_with_one_open(server, sock)
             server.wait_for(r"TCP Port \d+ Closed")
             with pytest.raises(ConnectionRefusedError):
-                socket.create_connection(("127.0.0.1", server.port), timeout=5)
-            sock.sendall(b"during")
-            assert recv_exactly(sock, 6) == b"during"
-            try:
-                closed = sock.recv(1)
-            except ConnectionResetError:
-                closed = b""
-            assert closed == b""
-        assert server.process.wait(20) == 0
+                socket.create_connection((HOST, server.port), timeout=5)
+            _echoes_until_closed(sock)
+        assert server.process.wait(TIMEOUT) == 0
         server.wait_for(r"Shutdown complete: .* 1 closed at the shutdown timeout")
 
 
@@ -58,12 +81,12 @@ def test_sigterm_connection_finishes_first() -> None:
     """
     with twistd_echo("--shutdown-timeout", "30") as server:
         with connect(server.port) as sock:
-            server.process.send_signal(15)
-            server.wait_for(r"Stopped accepting")
+            server.process.send_signal(signal.SIGTERM)
+            server.wait_for(r"Stopped accepting; waiting up to 30.0 s for 1 open")
             sock.sendall(b"last words")
             sock.shutdown(socket.SHUT_WR)
             assert recv_exactly(sock, 11) == b"last words"
-        assert server.process.wait(20) == 0
+        assert server.process.wait(TIMEOUT) == 0
         server.wait_for(r"Shutdown complete: .* 0 closed at the shutdown timeout")
 
 
@@ -75,18 +98,9 @@ def test_sigterm_with_workers() -> None:
     """
     with twistd_echo("--workers", "2", "--shutdown-timeout", "2") as server:
         with connect(server.port) as sock:
-            sock.sendall(b"before")
-            assert recv_exactly(sock, 6) == b"before"
-            server.process.send_signal(15)
-            server.wait_for(r"Stopped accepting; waiting up to 2.0 s for 1 open")
-            sock.sendall(b"during")
-            assert recv_exactly(sock, 6) == b"during"
-            try:
-                closed = sock.recv(1)
-            except ConnectionResetError:
-                closed = b""
-            assert closed == b""
-        assert server.process.wait(30) == 0
+            _sigterm_with_one_open(server, sock)
+            _echoes_until_closed(sock)
+        assert server.process.wait(TIMEOUT) == 0
         output = server.output()
         print(output)
         assert output.count("Shutdown complete") >= 1

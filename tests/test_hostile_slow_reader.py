@@ -10,7 +10,8 @@ import socket
 import time
 from contextlib import suppress
 
-from _hostile_helpers import connect, round_trip, twistd_echo
+from sockets import connect, round_trip
+from twistd_support import twistd_echo
 
 MiB = 1 << 20
 #: What the slow reader tries to push.

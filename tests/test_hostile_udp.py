@@ -12,7 +12,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from _hostile_helpers import Server, environment, stop, twistd_echo
+from sockets import HOST
+from twistd_support import Server, environment, twistd_echo
 
 from echotwist.udp import REFLECTOR_PORTS
 
@@ -26,7 +27,7 @@ def udp_server() -> Iterator[tuple[Server, int]]:
     @return: the server and its UDP port.
     """
     with twistd_echo(
-        "--udp", "127.0.0.1:0", "--udp-burst", "5", "--udp-rate", "0.01"
+        "--udp", f"{HOST}:0", "--udp-burst", "5", "--udp-rate", "0.01"
     ) as server:
         match = server.wait_for(r"EchoDatagramProtocol starting on (\d+)")
         yield server, int(match.group(1))
@@ -54,11 +55,11 @@ def test_udp_echo_and_rate_limit(udp_server: tuple[Server, int]) -> None:
     """
     server, port = udp_server
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((HOST, 0))
         for i in range(20):
-            sock.sendto(b"datagram %d" % i, ("127.0.0.1", port))
+            sock.sendto(b"datagram %d" % i, (HOST, port))
         assert _replies(sock, 20) == [b"datagram %d" % i for i in range(5)]
-    assert stop(server) == 0
+    assert server.stop() == 0
     server.wait_for(r"UDP: 5 datagrams echoed, 15 dropped")
 
 
@@ -71,15 +72,15 @@ def test_udp_reflector_port_ignored(udp_server: tuple[Server, int]) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for source in sorted(REFLECTOR_PORTS):
             try:
-                sock.bind(("127.0.0.1", source))
+                sock.bind((HOST, source))
                 break
             except OSError:
                 continue
         else:
             pytest.fail("no reflector port free to send from")
-        sock.sendto(b"loop?", ("127.0.0.1", port))
+        sock.sendto(b"loop?", (HOST, port))
         assert _replies(sock, 1) == []
-    assert stop(server) == 0
+    assert server.stop() == 0
     server.wait_for(r"UDP: 0 datagrams echoed, 1 dropped")
     server.wait_for(r"1 from refused source ports")
 
@@ -99,13 +100,13 @@ def test_udp_client(udp_server: tuple[Server, int]) -> None:
     limit it retries, then gives up with exit code 3 and one line.
     """
     _, port = udp_server
-    ok = _client("--host", "127.0.0.1", "--port", str(port), "hello udp")
+    ok = _client("--host", HOST, "--port", str(port), "hello udp")
     assert (ok.returncode, ok.stdout) == (0, b"hello udp\n")
     for _ in range(4):
-        _client("--host", "127.0.0.1", "--port", str(port), "x")
+        _client("--host", HOST, "--port", str(port), "x")
     limited = _client(
         "--host",
-        "127.0.0.1",
+        HOST,
         "--port",
         str(port),
         "--timeout",

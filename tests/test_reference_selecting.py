@@ -134,6 +134,25 @@ def _served_and_refused(sockets: list[socket.socket]) -> tuple[int, int]:
     return served, refused
 
 
+def _serves_again_once_closed(
+    server: RunningServer, clients: ExitStack, served: int
+) -> None:
+    """
+    Close the clients, and check that a new client is served once the server
+    has seen the ones it served go, and that the server still runs.
+
+    @param server: the server, out of room while the clients are open.
+    @param clients: the clients' sockets.
+    @param served: how many of them the server served.
+    """
+    clients.close()
+    # Until the server has seen them go, it still has no room.
+    server.wait_for_output("Closed by", served)
+    reply = client("still serving", HOST, server.port, io.StringIO(), timeout=TIMEOUT)
+    assert reply == "still serving"
+    assert server.process.poll() is None
+
+
 def test_more_connections_than_select_can_watch(many_files: int) -> None:
     """
     Connections whose descriptors select() cannot watch are accepted, logged
@@ -148,14 +167,7 @@ def test_more_connections_than_select_can_watch(many_files: int) -> None:
         assert refused >= extra
         assert served >= FD_SETSIZE - 64
         assert "beyond what select() can watch" in server.output()
-        stack.close()
-        # Until the server has seen them go, it still has no room.
-        server.wait_for_output("Closed by", served)
-        reply = client(
-            "still serving", HOST, server.port, io.StringIO(), timeout=TIMEOUT
-        )
-        assert reply == "still serving"
-        assert server.process.poll() is None
+        _serves_again_once_closed(server, stack, served)
 
 
 def test_out_of_file_descriptors() -> None:
@@ -174,11 +186,4 @@ def test_out_of_file_descriptors() -> None:
         assert served > 0
         assert refused >= total - nofile
         assert "out of file descriptors" in server.output()
-        stack.close()
-        # Until the server has seen them go, it still has no room.
-        server.wait_for_output("Closed by", served)
-        reply = client(
-            "still serving", HOST, server.port, io.StringIO(), timeout=TIMEOUT
-        )
-        assert reply == "still serving"
-        assert server.process.poll() is None
+        _serves_again_once_closed(server, stack, served)

@@ -14,22 +14,20 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twistd_support import TIMEOUT, TWISTD, Twistd, twistd_echo
+from sockets import HOST, TIMEOUT
+from twistd_support import LOOPBACK, TWISTD, Server, twistd_echo
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
 
 from echotwist.client import echo
 
-HOST = "127.0.0.1"
-
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Twistd]:
+def server(tmp_path: Path) -> Iterator[Server]:
     """
     A C{twistd -n echo} on a loopback port the system picked.
     """
-    with twistd_echo(tmp_path, ["--port", f"tcp:0:interface={HOST}"]) as twistd:
-        twistd.listening_on()
+    with twistd_echo(directory=tmp_path) as twistd:
         yield twistd
 
 
@@ -46,7 +44,7 @@ def client(*argv: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]
     )
 
 
-def test_readmeExample(server: Twistd) -> None:
+def test_readmeExample(server: Server) -> None:
     """
     The README's example: the client prints C{hello world} and exits 0, and
     the server logs the connection in the lab's C{Connected by} form.
@@ -57,11 +55,11 @@ def test_readmeExample(server: Twistd) -> None:
         b"hello world\n",
         b"",
     )
-    log = server.wait_for_log(r"Disconnected \('127\.0\.0\.1', \d+\): 11 bytes in")
-    assert "Connected by ('127.0.0.1', " in log
+    server.wait_for(r"Disconnected \('127\.0\.0\.1', \d+\): 11 bytes in")
+    assert "Connected by ('127.0.0.1', " in server.output()
 
 
-def test_binaryThroughStdin(server: Twistd) -> None:
+def test_binaryThroughStdin(server: Server) -> None:
     """
     Bytes that are not UTF-8, NUL and 0xFF among them, round-trip through
     standard input and output unchanged.
@@ -72,7 +70,7 @@ def test_binaryThroughStdin(server: Twistd) -> None:
     assert result.stdout == data
 
 
-def test_connectEndpointAndVerbose(server: Twistd) -> None:
+def test_connectEndpointAndVerbose(server: Server) -> None:
     """
     C{--connect} takes a client endpoint string; C{-v} reports timings.
     """
@@ -83,7 +81,7 @@ def test_connectEndpointAndVerbose(server: Twistd) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_concurrentClientsExact(server: Twistd) -> None:
+async def test_concurrentClientsExact(server: Server) -> None:
     """
     50 concurrent clients with distinct payloads up to 1 MiB each get exactly
     their own bytes back.
@@ -104,7 +102,7 @@ async def test_concurrentClientsExact(server: Twistd) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_acceptsManyAtOnce(server: Twistd) -> None:
+async def test_acceptsManyAtOnce(server: Server) -> None:
     """
     300 connections opened at once are all accepted and echoed: the large
     default backlog refuses nothing it should accept.
@@ -128,10 +126,9 @@ async def test_unixSocket(tmp_path: Path) -> None:
     from twisted.internet import reactor
 
     path = tmp_path / "echo.sock"
-    with twistd_echo(
-        tmp_path, ["--port", f"unix:{path}", "--port", f"tcp:0:interface={HOST}"]
-    ) as twistd:
-        twistd.wait_for_log("EchoFactory starting on", count=2)
+    # UNIX first: it logs before it binds, TCP once it listens (twistd_echo
+    # waits for both lines).
+    with twistd_echo(ports=[f"unix:{path}", LOOPBACK], directory=tmp_path):
         data = b"\x00over unix\xff"
         reply = await echo(reactor, UNIXClientEndpoint(reactor, str(path)), data)
         assert reply == data
@@ -139,7 +136,7 @@ async def test_unixSocket(tmp_path: Path) -> None:
         assert result.stdout == b"hi\n"
 
 
-def test_halfClose(server: Twistd) -> None:
+def test_halfClose(server: Server) -> None:
     """
     A client that shuts its sending side gets all its bytes back, then the
     server closes.

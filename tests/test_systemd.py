@@ -16,10 +16,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from test_workers import WORKER_STARTED, echo_once
-from twistd_support import TIMEOUT, TWISTD, Twistd, stop
+from sockets import HOST, TIMEOUT, echo_once
+from test_workers import WORKER_STARTED
+from twistd_support import LOOPBACK, TWISTD, Server
 
-HOST = "127.0.0.1"
 UNITS = Path(__file__).parent.parent / "contrib" / "systemd"
 
 #: What systemd (227 or later) does before exec: the socket on fd 3, and the
@@ -37,7 +37,7 @@ os.execv(sys.argv[2], sys.argv[2:])
 
 
 @contextlib.contextmanager
-def activated(directory: Path, argv: Sequence[str]) -> Iterator[tuple[Twistd, int]]:
+def activated(directory: Path, argv: Sequence[str]) -> Iterator[tuple[Server, int]]:
     """
     Run C{argv} as systemd would run a socket-activated service, on a
     loopback socket listened on here.
@@ -59,10 +59,11 @@ def activated(directory: Path, argv: Sequence[str]) -> Iterator[tuple[Twistd, in
             cwd=directory,
         )
     listener.close()
+    server = Server(process, log_path)
     try:
-        yield Twistd(process, log_path), port
+        yield server, port
     finally:
-        stop(process)
+        server.stop()
 
 
 def unit(name: str) -> configparser.ConfigParser:
@@ -105,9 +106,9 @@ def test_service_command(tmp_path: Path) -> None:
     command = shlex.split(unit("echotwist.service")["Service"]["ExecStart"])
     command[0] = TWISTD
     command[command.index("--workers") + 1] = "2"
-    command[command.index("--metrics") + 1] = f"tcp:0:interface={HOST}"
+    command[command.index("--metrics") + 1] = LOOPBACK
     with activated(tmp_path, command) as (twistd, port):
-        twistd.wait_for_log(WORKER_STARTED, count=2)
+        twistd.wait_for(WORKER_STARTED, count=2)
         for i in range(6):
             assert echo_once(port, b"worker %d" % i) == b"worker %d" % i
 

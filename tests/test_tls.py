@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _hostile_helpers import environment, twistd_echo
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sockets import HOST
+from twistd_support import Server, environment, twistd_echo
 
 CLIENT = [sys.executable, "-m", "echotwist.client"]
 
@@ -118,56 +119,58 @@ def tls_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
     yield files
 
 
-def _client(*args: str) -> subprocess.CompletedProcess[bytes]:
+@pytest.fixture
+def tls_server(tls_files: dict[str, Path]) -> Iterator[Server]:
+    """
+    A C{twistd echo} serving TLS on loopback with the server certificate.
+    """
+    port = f"ssl:0:privateKey={tls_files['key']}:certKey={tls_files['cert']}"
+    with twistd_echo(ports=[f"{port}:interface={HOST}"]) as server:
+        yield server
+
+
+def _client(
+    server: Server, roots: Path, *args: str
+) -> subprocess.CompletedProcess[bytes]:
+    """
+    Run the client against C{server} over TLS, to completion.
+
+    @param server: the TLS server.
+    @param roots: the C{trustRoots} directory the client verifies it with.
+    @param args: more client arguments.
+    @return: the finished client, output captured.
+    """
+    connect = f"tls:{HOST}:{server.port}:trustRoots={roots}"
     return subprocess.run(
-        [*CLIENT, *args], capture_output=True, timeout=30, env=environment()
+        [*CLIENT, "--connect", connect, *args],
+        capture_output=True,
+        timeout=30,
+        env=environment(),
     )
 
 
-def test_tls_echo_verified(tls_files: dict[str, Path]) -> None:
+def test_tls_echo_verified(tls_server: Server, tls_files: dict[str, Path]) -> None:
     """
     The client verifies the server against the CA and gets the echo.
     """
-    port = (
-        f"ssl:0:privateKey={tls_files['key']}:certKey={tls_files['cert']}"
-        ":interface=127.0.0.1"
-    )
-    with twistd_echo(port=port) as server:
-        result = _client(
-            "--connect",
-            f"tls:127.0.0.1:{server.port}:trustRoots={tls_files['roots']}",
-            "secret echo",
-        )
-        assert (result.returncode, result.stdout) == (0, b"secret echo\n")
-        assert "Connected by" in server.output()
+    result = _client(tls_server, tls_files["roots"], "secret echo")
+    assert (result.returncode, result.stdout) == (0, b"secret echo\n")
+    assert "Connected by" in tls_server.output()
 
 
-def test_tls_wrong_ca_refused(tls_files: dict[str, Path]) -> None:
+def test_tls_wrong_ca_refused(tls_server: Server, tls_files: dict[str, Path]) -> None:
     """
     Against another CA the client fails to connect (exit 1) with one line
     naming the verification failure, no traceback, and the server carries
     on.
     """
-    port = (
-        f"ssl:0:privateKey={tls_files['key']}:certKey={tls_files['cert']}"
-        ":interface=127.0.0.1"
+    result = _client(
+        tls_server, tls_files["other_roots"], "--timeout", "10", "secret echo"
     )
-    with twistd_echo(port=port) as server:
-        result = _client(
-            "--connect",
-            f"tls:127.0.0.1:{server.port}:trustRoots={tls_files['other_roots']}",
-            "--timeout",
-            "10",
-            "secret echo",
-        )
-        assert result.returncode == 1
-        assert result.stdout == b""
-        assert len(result.stderr.splitlines()) == 1
-        assert b"certificate verify failed" in result.stderr
-        assert b"Traceback" not in result.stderr
-        ok = _client(
-            "--connect",
-            f"tls:127.0.0.1:{server.port}:trustRoots={tls_files['roots']}",
-            "still up",
-        )
-        assert ok.returncode == 0
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert len(result.stderr.splitlines()) == 1
+    assert b"certificate verify failed" in result.stderr
+    assert b"Traceback" not in result.stderr
+    ok = _client(tls_server, tls_files["roots"], "still up")
+    assert ok.returncode == 0

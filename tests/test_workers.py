@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,25 +17,10 @@ from pathlib import Path
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from twistd_support import TIMEOUT, TWISTD, Twistd, twistd_echo
+from sockets import HOST, TIMEOUT, echo_once
+from twistd_support import LOOPBACK, TWISTD, Server, twistd_echo
 
-HOST = "127.0.0.1"
 WORKER_STARTED = r"worker \d+: \[-\] EchoFactory starting on"
-
-
-def echo_once(port: int, data: bytes) -> bytes:
-    """
-    Send C{data} on a new connection, shut the sending side, read to EOF.
-
-    @return: what came back.
-    """
-    with socket.create_connection((HOST, port), timeout=TIMEOUT) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -84,39 +68,32 @@ def scrape(port: int) -> dict[str, dict[str, float]]:
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Twistd]:
+def workers(tmp_path: Path) -> Iterator[Server]:
     """
-    C{twistd -n echo --workers 2} with metrics, once both workers listen.
+    C{twistd -n echo --workers 2} with metrics, once both workers listen;
+    stopped with SIGTERM, its workers then killed if any is left.
     """
-    options = [
-        "--port",
-        f"tcp:0:interface={HOST}",
-        "--workers",
-        "2",
-        "--metrics",
-        f"tcp:0:interface={HOST}",
-    ]
-    with twistd_echo(tmp_path, options) as twistd:
-        twistd.wait_for_log(WORKER_STARTED, count=2)
+    options = ["--workers", "2", "--metrics", LOOPBACK]
+    with twistd_echo(*options, directory=tmp_path) as twistd:
+        twistd.wait_for(WORKER_STARTED, count=2)
         try:
             yield twistd
         finally:
             pids = worker_pids(twistd.process.pid)
-            twistd.process.kill()
+            twistd.stop()
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
 
-def metrics_port(twistd: Twistd) -> int:
+def metrics_port(twistd: Server) -> int:
     """
     @return: the port the metrics site listens on, from the log.
     """
-    log = twistd.wait_for_log(r"Site starting on \d+")
-    return int(log.split("Site starting on ")[1].split()[0])
+    return int(twistd.wait_for(r"Site starting on (\d+)").group(1))
 
 
-def test_echo_and_metrics(workers: Twistd) -> None:
+def test_echo_and_metrics(workers: Server) -> None:
     """
     Two workers echo on the parent's port, and C{/metrics} reports both and
     the parent, labelled, with totals that add up to what the clients sent.
@@ -140,22 +117,22 @@ def test_echo_and_metrics(workers: Twistd) -> None:
     assert set(metrics["echotwist_datagrams_echoed"].values()) == {0.0}
 
 
-def test_restart_dead_worker(workers: Twistd) -> None:
+def test_restart_dead_worker(workers: Server) -> None:
     """
     A worker killed outright is replaced, and clients are still served.
     """
     before = worker_pids(workers.process.pid)
     assert len(before) == 2
     os.kill(before[0], signal.SIGKILL)
-    workers.wait_for_log(r"worker \d exited")
-    workers.wait_for_log(WORKER_STARTED, count=3)
+    workers.wait_for(r"worker \d exited")
+    workers.wait_for(WORKER_STARTED, count=3)
     after = worker_pids(workers.process.pid)
     assert len(after) == 2 and before[0] not in after and before[1] in after
     for i in range(10):
         assert echo_once(workers.port, b"still here %d" % i) == b"still here %d" % i
 
 
-def test_sigterm_stops_all(workers: Twistd) -> None:
+def test_sigterm_stops_all(workers: Server) -> None:
     """
     SIGTERM to the parent stops every worker, then the parent exits as
     twistd does (by the signal it received).
@@ -164,10 +141,10 @@ def test_sigterm_stops_all(workers: Twistd) -> None:
     workers.process.send_signal(signal.SIGTERM)
     assert workers.process.wait(TIMEOUT) in (0, -signal.SIGTERM)
     wait_gone(pids)
-    assert workers.log().count("Main loop terminated") == 3
+    assert workers.output().count("Main loop terminated") == 3
 
 
-def test_parent_killed(workers: Twistd) -> None:
+def test_parent_killed(workers: Server) -> None:
     """
     Workers whose parent is killed outright exit rather than linger.
     """
@@ -197,9 +174,9 @@ def test_daemon(tmp_path: Path) -> None:
     pid = int(pidfile.read_text())
     pids = [pid]
     try:
-        daemon = Twistd(subprocess.Popen(["sleep", str(TIMEOUT)]), logfile)
+        daemon = Server(subprocess.Popen(["sleep", str(TIMEOUT)]), logfile)
         try:
-            daemon.wait_for_log(WORKER_STARTED, count=2)
+            daemon.wait_for(WORKER_STARTED, count=2)
         finally:
             daemon.process.kill()
             daemon.process.wait()

@@ -1,0 +1,67 @@
+"""
+Plain blocking client sockets for the live tests, on loopback only.
+"""
+
+from __future__ import annotations
+
+import socket
+
+HOST = "127.0.0.1"
+#: Seconds any single wait in the live tests may take before it fails:
+#: generous, only there so that a broken test cannot hang.
+TIMEOUT = 30.0
+
+
+def connect(port: int) -> socket.socket:
+    """
+    @param port: a port on L{HOST}.
+    @return: a socket connected to it, with a L{TIMEOUT}.
+    """
+    return socket.create_connection((HOST, port), timeout=TIMEOUT)
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    """
+    @param sock: the socket to read.
+    @param size: how many bytes to read.
+    @return: C{size} bytes from C{sock}, or fewer if it closed first.
+    """
+    chunks = []
+    remaining = size
+    while remaining:
+        chunk = sock.recv(min(remaining, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def round_trip(port: int, data: bytes = b"ping") -> bytes:
+    """
+    Echo C{data} on a new connection, reading as many bytes as were sent.
+
+    @param port: the echo server's port on L{HOST}.
+    @param data: what to send.
+    @return: the echo (exactly C{len(data)} bytes unless the server closed).
+    """
+    with connect(port) as sock:
+        sock.sendall(data)
+        return recv_exactly(sock, len(data))
+
+
+def echo_once(port: int, data: bytes) -> bytes:
+    """
+    Send C{data} on a new connection, shut the sending side, read to EOF.
+
+    @param port: the echo server's port on L{HOST}.
+    @param data: what to send.
+    @return: what came back.
+    """
+    with connect(port) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
