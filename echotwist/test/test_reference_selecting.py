@@ -8,6 +8,7 @@ over a socket pair (no ports, no C{select} loop).
 from __future__ import annotations
 
 import io
+import select
 import socket
 import sys
 
@@ -128,3 +129,28 @@ class SelectServerTests(SynchronousTestCase):
         self.server.send(self.ours)
         self.assertEqual(self.server.clients, {})
         self.assertIn("Lost peer: ", self.log.getvalue())
+
+
+class AcceptTests(SynchronousTestCase):
+    """
+    Tests for L{SelectServer.accept_clients}, over a real TCP connection.
+    """
+
+    def test_no_delay(self) -> None:
+        """
+        Accepted connections have Nagle's algorithm turned off
+        (C{TCP_NODELAY}): the last small piece of an echo must not wait for
+        the client's delayed acknowledgement.
+        """
+        self.patch(sys, "stdout", io.StringIO())
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        options = ServerOptions(host="127.0.0.1", port=0, buffer_size=1024, quiet=True)
+        server = SelectServer(listener, options)
+        self.addCleanup(server.close)
+        client = socket.create_connection(listener.getsockname(), timeout=10)
+        self.addCleanup(client.close)
+        select.select([listener], [], [], 10)
+        server.accept_clients()
+        [connection] = server.clients
+        self.assertTrue(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
