@@ -11,7 +11,7 @@ put on an open network, all of them Twisted machinery rather than our own:
     and still receive the rest of its echo before the server closes;
   - limits: an idle timeout from L{twisted.protocols.policies.TimeoutMixin},
     and a cap on open connections enforced in L{EchoFactory.buildProtocol}
-    (returning L{None} makes the port close the new socket at once).
+    (a connection over it gets a L{RefusedEcho}, which aborts it at once).
 """
 
 from __future__ import annotations
@@ -179,6 +179,32 @@ class Echo(Protocol, TimeoutMixin):
         return max(0, len(buffered) - offset + pending)
 
 
+class RefusedEcho(Echo):
+    """
+    The protocol of a connection over the factory's C{max_connections}: it
+    aborts the connection as soon as it is made, and is never counted as
+    open.
+
+    (Returning L{None} from C{buildProtocol} would have a TCP port close the
+    socket itself, but a TLS wrapper would be left with no protocol to
+    deliver the connection to: it logs tracebacks and keeps the socket.  It
+    is an L{Echo} only so that C{buildProtocol} returns one either way.)
+    """
+
+    def connectionMade(self) -> None:
+        """
+        Abort the connection.
+        """
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Nothing to count or log: the refusal was counted when it was built.
+
+        @param reason: ignored.
+        """
+
+
 def _truncated_repr(data: bytes) -> str:
     """
     @return: C{repr(data)}, cut to L{VERBOSE_CHUNK_BYTES} bytes with a note
@@ -197,13 +223,13 @@ class EchoFactory(Factory):
     @ivar idle_timeout: seconds of silence before a connection is closed, or
         L{None} for never.
     @ivar max_connections: how many connections may be open at once, or
-        L{None} for no limit; more are closed as soon as they are accepted.
+        L{None} for no limit; more are aborted as soon as they are accepted.
     @ivar verbose: log every chunk received.
     @ivar clock: where time comes from (a L{twisted.internet.task.Clock} in
         tests).
     @ivar open_connections: the protocols now connected.
     @ivar connections_total: connections accepted since start.
-    @ivar refused_total: connections closed for being over the limit.
+    @ivar refused_total: connections aborted for being over the limit.
     @ivar bytes_echoed: bytes received (and so echoed) by closed and open
         connections.
     """
@@ -236,15 +262,15 @@ class EchoFactory(Factory):
         """
         return self._bytes_closed + sum(p.bytes_in for p in self.open_connections)
 
-    def buildProtocol(self, addr: IAddress) -> Echo | None:  # type: ignore[override]
+    def buildProtocol(self, addr: IAddress) -> Echo:  # type: ignore[override]
         """
-        Build an L{Echo}, or refuse with L{None} when at C{max_connections}.
+        Build an L{Echo}, or a L{RefusedEcho} when at C{max_connections}.
 
         Refusals are logged once when the limit is reached and summed up when
         a slot frees, so a flood can't flood the log too.
 
         @param addr: the peer's address.
-        @return: the protocol, or L{None} to have the port close the socket.
+        @return: the protocol: a L{RefusedEcho} aborts its connection.
         """
         limit = self.max_connections
         if limit is not None and len(self.open_connections) >= limit:
@@ -257,7 +283,7 @@ class EchoFactory(Factory):
                     peer=describe_peer(addr),
                 )
             self._refused_since_full += 1
-            return None
+            return RefusedEcho()
         protocol: Echo = super().buildProtocol(addr)  # type: ignore[assignment]
         return protocol
 

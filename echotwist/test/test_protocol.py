@@ -4,18 +4,21 @@ Tests for L{echotwist.protocol}.
 
 from __future__ import annotations
 
+from OpenSSL import SSL
 from twisted.internet import main
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, UNIXAddress
-from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.error import ConnectionAborted, ConnectionLost
+from twisted.internet.interfaces import IHalfCloseableProtocol, IOpenSSLContextFactory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
-from echotwist.protocol import Echo, EchoFactory, describe_peer
+from echotwist.protocol import Echo, EchoFactory, RefusedEcho, describe_peer
 
 PEER = IPv4Address("TCP", "127.0.0.1", 57854)
 
@@ -187,15 +190,42 @@ class ConnectionLimitTests(SynchronousTestCase):
 
     def test_refusesOverLimit(self) -> None:
         """
-        At the limit, C{buildProtocol} returns L{None} (the port then closes
-        the socket at once) and counts the refusal.
+        At the limit, C{buildProtocol} returns a L{RefusedEcho}, which aborts
+        its connection as soon as it is made; the refusal is counted, the
+        connection is never counted as open, and its end logs nothing.
         """
         connect(self.factory)
         connect(self.factory)
-        self.assertIsNone(self.factory.buildProtocol(PEER))
-        self.assertIsNone(self.factory.buildProtocol(PEER))
+        for _ in range(2):
+            refused = self.factory.buildProtocol(PEER)
+            self.assertIsInstance(refused, RefusedEcho)
+            transport = StringTransport(peerAddress=PEER)
+            with capturedLogs() as events:
+                refused.makeConnection(transport)
+                refused.connectionLost(Failure(ConnectionAborted()))
+            self.assertTrue(transport.disconnected)
+            self.assertEqual(list(events), [])
         self.assertEqual(self.factory.refused_total, 2)
         self.assertEqual(self.factory.connections_total, 2)
+        self.assertEqual(len(self.factory.open_connections), 2)
+
+    def test_refusedUnderTLS(self) -> None:
+        """
+        Over the limit behind a TLS wrapper (an C{ssl:} port) the wrapper has
+        a protocol to deliver the connection to: the connection is aborted
+        at once and its end raises nothing (with L{None}, the wrapper raised
+        on connect and on close and never closed the socket).
+        """
+        connect(self.factory)
+        connect(self.factory)
+        tls = TLSMemoryBIOFactory(_NoCertificate(), False, self.factory)
+        wrapper = tls.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        wrapper.makeConnection(transport)
+        self.assertTrue(transport.disconnected)
+        wrapper.connectionLost(Failure(ConnectionAborted()))
+        self.assertEqual(self.factory.refused_total, 1)
+        self.assertEqual(len(self.factory.open_connections), 2)
 
     def test_acceptsAgainWhenSlotFrees(self) -> None:
         """
@@ -240,6 +270,20 @@ class ConnectionLimitTests(SynchronousTestCase):
         self.assertEqual(factory.open_connections, {b})
         self.assertEqual(factory.connections_total, 2)
         self.assertEqual(factory.bytes_echoed, 5)
+
+
+@implementer(IOpenSSLContextFactory)
+class _NoCertificate:
+    """
+    A TLS server context factory without a certificate: enough for a
+    connection that ends before its handshake starts.
+    """
+
+    def getContext(self) -> SSL.Context:
+        """
+        @return: a bare server context.
+        """
+        return SSL.Context(SSL.TLS_SERVER_METHOD)
 
 
 class _FDSetRecorder:

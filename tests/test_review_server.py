@@ -1,0 +1,83 @@
+"""
+Live tests of the server fixes from review: real C{twistd echo} processes,
+real sockets.
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+from contextlib import ExitStack
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twistd_support import TIMEOUT, twistd_echo
+
+HOST = "127.0.0.1"
+
+
+def self_signed_pem() -> bytes:
+    """
+    @return: a throwaway key and a certificate for it, in one PEM.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ) + cert.public_bytes(serialization.Encoding.PEM)
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """
+    @return: whether the server has closed C{sock} (an end of file or a
+        reset), waiting at most L{TIMEOUT} for it.
+    """
+    sock.settimeout(TIMEOUT)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_tls_refusals_closed_quietly(tmp_path: Path) -> None:
+    """
+    On an C{ssl:} port at C{--max-connections 1}, each connection over the
+    limit is closed at once, the limit is logged once, and nothing is logged
+    as an error.
+    """
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(self_signed_pem())
+    options = [
+        "--port",
+        f"ssl:0:interface={HOST}:privateKey={pem}",
+        "--max-connections",
+        "1",
+    ]
+    with twistd_echo(tmp_path, options) as twistd, ExitStack() as stack:
+        log = twistd.wait_for_log(r"EchoFactory \(TLS\) starting on \d+")
+        port = int(log.split("EchoFactory (TLS) starting on ")[1].split()[0])
+        stack.enter_context(socket.create_connection((HOST, port), timeout=TIMEOUT))
+        twistd.wait_for_log("Connected by")
+        for _ in range(3):
+            sock = stack.enter_context(socket.create_connection((HOST, port)))
+            assert closed_by_server(sock)
+        log = twistd.log()
+    assert log.count("Connection limit (1) reached") == 1
+    assert "Unhandled Error" not in log
+    assert "Traceback" not in log
