@@ -72,6 +72,7 @@ class Echo(Protocol, TimeoutMixin):
         self.bytes_in = 0
         self.peer = "?"
         self._started = 0.0
+        self._closing = False
         self._direct = False
 
     def connectionMade(self) -> None:
@@ -115,6 +116,10 @@ class Echo(Protocol, TimeoutMixin):
     def readConnectionLost(self) -> None:
         """
         The client shut its sending side: flush what is buffered, then close.
+
+        The idle timer keeps running: a client that does not read the rest
+        of its echo in time has its connection aborted by
+        L{timeoutConnection}.
         """
         self._finish()
 
@@ -126,13 +131,30 @@ class Echo(Protocol, TimeoutMixin):
 
     def timeoutConnection(self) -> None:
         """
-        Close a connection idle for longer than the factory's C{idle_timeout}.
+        Nothing was received for the factory's C{idle_timeout}: close the
+        connection, or abort it if a close could wait forever.
+
+        A connection with nothing left to send is closed cleanly, and the
+        timer started again.  One whose echo is not being read (its buffer
+        can't drain: a clean close would wait for it forever, holding the
+        connection and its C{max_connections} slot), or one already closing
+        (the client half-closed, or it timed out once) that has not finished
+        in that time, is aborted, its unsent echo dropped.
         """
+        timeout = self.factory.idle_timeout
+        if self._closing or self._unsent():
+            self.log.info(
+                "Aborting {peer}: nothing received for {timeout} s and its "
+                "echo not read",
+                peer=self.peer,
+                timeout=timeout,
+            )
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
         self.log.info(
-            "Closing {peer}: idle for {timeout} s",
-            peer=self.peer,
-            timeout=self.factory.idle_timeout,
+            "Closing {peer}: idle for {timeout} s", peer=self.peer, timeout=timeout
         )
+        self.setTimeout(timeout)
         self._finish()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -164,6 +186,7 @@ class Echo(Protocol, TimeoutMixin):
         """
         transport: ITransport | None = self.transport
         assert transport is not None
+        self._closing = True
         transport.unregisterProducer()  # type: ignore[attr-defined]
         transport.loseConnection()
 

@@ -6,8 +6,9 @@ real sockets.
 from __future__ import annotations
 
 import datetime
+import select
 import socket
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 from cryptography import x509
@@ -17,6 +18,8 @@ from cryptography.x509.oid import NameOID
 from twistd_support import TIMEOUT, twistd_echo
 
 HOST = "127.0.0.1"
+#: Seconds a socket must stay unwritable to count as stalled.
+STALL = 2.0
 
 
 def self_signed_pem() -> bytes:
@@ -81,3 +84,34 @@ def test_tls_refusals_closed_quietly(tmp_path: Path) -> None:
     assert log.count("Connection limit (1) reached") == 1
     assert "Unhandled Error" not in log
     assert "Traceback" not in log
+
+
+def test_non_reading_client_aborted_at_idle_timeout(tmp_path: Path) -> None:
+    """
+    A client that sends until the server stops reading from it, and never
+    reads its echo, is aborted at C{--idle-timeout}, which frees its slot:
+    at C{--max-connections 1} the next client is served.
+    """
+    options = [
+        "--port",
+        f"tcp:0:interface={HOST}",
+        "--idle-timeout",
+        "1",
+        "--max-connections",
+        "1",
+    ]
+    with twistd_echo(tmp_path, options) as twistd, socket.socket() as stuck:
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect((HOST, twistd.port))
+        stuck.setblocking(False)
+        chunk = b"x" * 65536
+        # Fill every buffer on the way, until the server stops reading (or
+        # has already aborted the connection).
+        with suppress(ConnectionResetError, BrokenPipeError):
+            while select.select([], [stuck], [], STALL)[1]:
+                with suppress(BlockingIOError):
+                    stuck.send(chunk)
+        twistd.wait_for_log(r"Aborting .*: nothing received for 1.0 s")
+        with socket.create_connection((HOST, twistd.port), TIMEOUT) as sock:
+            sock.sendall(b"next")
+            assert sock.recv(4) == b"next"

@@ -4,6 +4,8 @@ Tests for L{echotwist.protocol}.
 
 from __future__ import annotations
 
+import socket
+
 from OpenSSL import SSL
 from twisted.internet import main
 from twisted.internet.abstract import FileDescriptor
@@ -11,7 +13,8 @@ from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.error import ConnectionAborted, ConnectionLost
 from twisted.internet.interfaces import IHalfCloseableProtocol, IOpenSSLContextFactory
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.tcp import Connection
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -145,13 +148,69 @@ class IdleTimeoutTests(SynchronousTestCase):
 
     def test_idleConnectionClosed(self) -> None:
         """
-        A connection silent for C{idle_timeout} seconds is closed.
+        A connection silent for C{idle_timeout} seconds, with nothing left to
+        send, is closed cleanly (not aborted).
         """
         _, transport = connect(self.factory)
         self.clock.advance(9.9)
         self.assertFalse(transport.disconnecting)
-        self.clock.advance(0.1)
+        with capturedLogs() as events:
+            self.clock.advance(0.1)
         self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.disconnected)
+        [event] = events
+        self.assertEqual(
+            event["log_format"].format(**event),
+            "Closing ('127.0.0.1', 57854): idle for 10 s",
+        )
+
+    def test_stalledCloseAborted(self) -> None:
+        """
+        A connection closed for being idle that has still not closed one
+        more C{idle_timeout} later (its transport could not tell that echo
+        was waiting, as TLS can't) is aborted.
+        """
+        _, transport = connect(self.factory)
+        self.clock.advance(10)
+        self.assertEqual(
+            (transport.disconnecting, transport.disconnected), (True, False)
+        )
+        self.clock.advance(10)
+        self.assertTrue(transport.disconnected)
+
+    def test_nonReadingClientAborted(self) -> None:
+        """
+        A client that sends but stops reading, so that its echo can't drain
+        and reading from it is paused, is aborted at the idle timeout: its
+        connection ends and its slot is freed.
+        """
+        protocol, connection, reactor = socket_connection(self, idle_timeout=10)
+        factory = protocol.factory
+        protocol.dataReceived(b"x" * (4 << 20))  # more than the socket takes
+        self.assertTrue(connection.producerPaused)
+        with capturedLogs() as events:
+            reactor.advance(10)
+            reactor.advance(0)
+        self.assertEqual(factory.open_connections, set())
+        messages = [e["log_format"].format(**e) for e in events]
+        self.assertIn(
+            f"Aborting {protocol.peer}: nothing received for 10 s and its echo "
+            "not read",
+            messages,
+        )
+
+    def test_halfClosedNonReaderAborted(self) -> None:
+        """
+        A client that half-closes and never reads its echo is aborted at the
+        idle timeout rather than held open until the echo drains.
+        """
+        protocol, connection, reactor = socket_connection(self, idle_timeout=10)
+        protocol.dataReceived(b"x" * (4 << 20))
+        protocol.readConnectionLost()
+        self.assertTrue(connection.disconnecting)
+        reactor.advance(10)
+        reactor.advance(0)
+        self.assertEqual(protocol.factory.open_connections, set())
 
     def test_tricklingConnectionKept(self) -> None:
         """
@@ -178,6 +237,32 @@ class IdleTimeoutTests(SynchronousTestCase):
         """
         connect(EchoFactory(self.clock))
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+def socket_connection(
+    test: SynchronousTestCase, idle_timeout: float
+) -> tuple[Echo, Connection, MemoryReactorClock]:
+    """
+    Serve an L{Echo} on one end of a socket pair, through Twisted's own
+    L{Connection} and a L{MemoryReactorClock} that is also the factory's
+    clock.
+
+    @param test: the test, to close the sockets when it ends.
+    @param idle_timeout: the factory's idle timeout.
+    @return: the protocol, its connection and the reactor; the peer reads
+        nothing.
+    """
+    ours, peer = socket.socketpair()
+    for end in ours, peer:
+        end.setblocking(False)
+        test.addCleanup(end.close)
+    reactor = MemoryReactorClock()
+    protocol = EchoFactory(reactor, idle_timeout=idle_timeout).buildProtocol(PEER)
+    connection = Connection(ours, protocol, reactor)
+    connection.connected = True
+    connection.getPeer = lambda: PEER  # type: ignore[method-assign]
+    protocol.makeConnection(connection)
+    return protocol, connection, reactor
 
 
 class ConnectionLimitTests(SynchronousTestCase):
