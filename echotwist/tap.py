@@ -35,6 +35,11 @@ DEFAULT_PORT = "tcp:9000"
 DEFAULT_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 
+#: The largest UDP datagram the server reads whole (the most a UDP length
+#: field can say); Twisted reads at most 8192 bytes by default, truncating
+#: larger datagrams.
+UDP_MAX_DATAGRAM = 65535
+
 #: Endpoint types that take a C{backlog} parameter.
 _BACKLOG_TYPES = frozenset({"tcp", "tcp6", "unix", "ssl"})
 
@@ -331,7 +336,9 @@ def makeService(config: Options) -> MultiService:
     serving.setServiceParent(service)
     if udp is not None:
         interface, port = config["udp"]
-        internet.UDPServer(port, udp, interface=interface).setServiceParent(serving)
+        internet.UDPServer(
+            port, udp, interface=interface, maxPacketSize=UDP_MAX_DATAGRAM
+        ).setServiceParent(serving)
     if pool is not None:
         pool.setServiceParent(serving)
     else:

@@ -115,3 +115,20 @@ def test_non_reading_client_aborted_at_idle_timeout(tmp_path: Path) -> None:
         with socket.create_connection((HOST, twistd.port), TIMEOUT) as sock:
             sock.sendall(b"next")
             assert sock.recv(4) == b"next"
+
+
+def test_udp_large_datagram_whole(tmp_path: Path) -> None:
+    """
+    A 10,000-byte datagram comes back whole (Twisted's default read size
+    would have cut it to 8192 bytes).
+    """
+    options = ["--port", f"tcp:0:interface={HOST}", "--udp", f"{HOST}:0"]
+    with twistd_echo(tmp_path, options) as twistd:
+        log = twistd.wait_for_log(r"EchoDatagramProtocol starting on \d+")
+        port = int(log.split("EchoDatagramProtocol starting on ")[1].split()[0])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(TIMEOUT)
+            sock.bind((HOST, 0))
+            datagram = bytes(range(256)) * 39 + b"x" * 16
+            sock.sendto(datagram, (HOST, port))
+            assert sock.recv(65535) == datagram

@@ -113,6 +113,17 @@ class MakeServiceTests(SynchronousTestCase):
         assert isinstance(tcp, StreamServerEndpointService)
         self.assertIsInstance(tcp.endpoint, SummarizedAcceptErrors)
 
+    def test_largeDatagramsWhole(self) -> None:
+        """
+        The UDP listener reads datagrams of up to 65535 bytes: Twisted's
+        default of 8192 would echo a 10,000-byte datagram cut short.
+        """
+        service = makeService(parse("--udp", "0", "--port", "tcp:0"))
+        [shutdown] = service
+        assert isinstance(shutdown, ShutdownService)
+        [udp] = (s for s in shutdown if isinstance(s, UDPServer))
+        self.assertEqual(udp.kwargs["maxPacketSize"], 65535)
+
     def test_noUDPByDefault(self) -> None:
         """
         Without C{--udp} there is no UDP listener.
