@@ -5,6 +5,8 @@ The parent (the twistd process, with the pidfile) listens on every C{--port}
 through its endpoint, as a single process would, but never accepts: it hands
 each listening socket to N worker processes (C{python -m echotwist.workers}),
 which adopt it with L{AdoptedStreamServerEndpoint} and share its accept queue.
+A worker that stops only stops accepting (L{SharedSocketEndpoint}): the
+parent alone closes the sockets, and removes a UNIX socket's path.
 The parent restarts a worker that dies, signals them all to stop when it is
 stopped itself, and exits once they have.
 
@@ -47,6 +49,7 @@ from twisted.logger import (
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from echotwist.descriptors import SharedSocketEndpoint
 from echotwist.snapshot import Snapshot, take_snapshot
 
 if TYPE_CHECKING:
@@ -457,7 +460,9 @@ def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
     ).setServiceParent(service)
     for fd, family in options["fds"]:
         endpoint = endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
-        StreamServerEndpointService(endpoint, factory).setServiceParent(service)
+        StreamServerEndpointService(
+            SharedSocketEndpoint(endpoint), factory
+        ).setServiceParent(service)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reports = _Reports()

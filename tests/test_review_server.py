@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import datetime
 import select
+import shutil
 import socket
+import tempfile
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
+import psutil
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,6 +23,8 @@ from twistd_support import TIMEOUT, twistd_echo
 HOST = "127.0.0.1"
 #: Seconds a socket must stay unwritable to count as stalled.
 STALL = 2.0
+#: What a worker's relayed log says once it listens.
+WORKER_STARTED = r"worker \d+: \[-\] EchoFactory starting on"
 
 
 def self_signed_pem() -> bytes:
@@ -132,3 +137,28 @@ def test_udp_large_datagram_whole(tmp_path: Path) -> None:
             datagram = bytes(range(256)) * 39 + b"x" * 16
             sock.sendto(datagram, (HOST, port))
             assert sock.recv(65535) == datagram
+
+
+def test_worker_stopping_keeps_unix_path(tmp_path: Path) -> None:
+    """
+    With C{--workers 2} on a C{unix:} port, a worker that is stopped (and
+    replaced) leaves the socket's path in place: clients still connect.
+    """
+    path = Path(tempfile.mkdtemp()) / "echo.sock"
+    options = ["--port", f"unix:{path}", "--workers", "2"]
+    try:
+        with twistd_echo(tmp_path, options) as twistd:
+            twistd.wait_for_log(WORKER_STARTED, count=2)
+            [first, _] = psutil.Process(twistd.process.pid).children()
+            first.terminate()
+            twistd.wait_for_log(r"worker \d exited")
+            assert path.exists()
+            for _ in range(5):
+                with socket.socket(socket.AF_UNIX) as sock:
+                    sock.settimeout(TIMEOUT)
+                    sock.connect(str(path))
+                    sock.sendall(b"still here")
+                    sock.shutdown(socket.SHUT_WR)
+                    assert sock.recv(64) == b"still here"
+    finally:
+        shutil.rmtree(path.parent)
