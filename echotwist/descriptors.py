@@ -14,12 +14,17 @@ and one line when it is over.
 A worker of C{--workers} accepts on a socket its parent made and shares with
 the other workers: L{SharedSocketEndpoint} makes stopping it stop accepting
 only, leaving the socket (and a UNIX socket's path) to the parent.
+
+L{listeners} builds the listening services of C{twistd echo} and of each of
+its workers alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IAddress,
@@ -203,3 +208,36 @@ class SharedSocketEndpoint:
         @return: the port, whose C{stopListening} only stops accepting.
         """
         return self.endpoint.listen(protocolFactory).addCallback(_SharedPort)
+
+
+def listeners(
+    endpoints: Iterable[IStreamServerEndpoint],
+    factory: IProtocolFactory,
+    clock: IReactorTime,
+    shared: bool = False,
+) -> list[StreamServerEndpointService]:
+    """
+    The services that serve C{factory} on C{endpoints}, their accept errors
+    summed up by one L{AcceptErrorSummary}.
+
+    @param endpoints: the endpoints to listen on.
+    @param factory: the factory to serve.
+    @param clock: the reactor, for the summary's counts.
+    @param shared: whether the sockets are shared with other processes (a
+        worker's): stopping then only stops accepting (see
+        L{SharedSocketEndpoint}).
+    @return: one service per endpoint; starting one raises at once if its
+        endpoint can't listen.
+    """
+    summary = AcceptErrorSummary(clock)
+    services = []
+    for endpoint in endpoints:
+        summarized: IStreamServerEndpoint = SummarizedAcceptErrors(endpoint, summary)
+        if shared:
+            summarized = SharedSocketEndpoint(summarized)
+        service = StreamServerEndpointService(summarized, factory)
+        # As twisted.application.strports.service does: a failure to listen
+        # is raised by startService, not just logged.
+        service._raiseSynchronously = True
+        services.append(service)
+    return services

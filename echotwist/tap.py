@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TypeVar
 
-from twisted.application import internet, strports
+from twisted.application import internet
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
-from echotwist.descriptors import AcceptErrorSummary, SummarizedAcceptErrors
+from echotwist.descriptors import listeners
 from echotwist.protocol import EchoFactory
 from echotwist.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownService
 from echotwist.snapshot import Snapshot, local_snapshots, merged_snapshots
@@ -342,10 +342,8 @@ def makeService(config: Options) -> MultiService:
     if pool is not None:
         pool.setServiceParent(serving)
     else:
-        accept_errors = AcceptErrorSummary(reactor)
-        for description in config["ports"]:
-            listener = strports.service(description, factory)
-            listener.endpoint = SummarizedAcceptErrors(listener.endpoint, accept_errors)
+        ports = (endpoints.serverFromString(reactor, d) for d in config["ports"])
+        for listener in listeners(ports, factory, reactor):
             listener.setServiceParent(serving)
     if config["metrics"] is not None:
         from echotwist.metrics import metrics_service

@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, cast
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints, task
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
@@ -49,10 +48,11 @@ from twisted.logger import (
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from echotwist.descriptors import SharedSocketEndpoint
+from echotwist.descriptors import listeners
 from echotwist.snapshot import Snapshot, take_snapshot
 
 if TYPE_CHECKING:
+    from echotwist.protocol import EchoFactory
     from echotwist.tap import Options
 
 #: Seconds between a worker's reports to its parent.
@@ -437,14 +437,16 @@ class _Reports(Protocol):
             self.gone.callback(None)
 
 
-def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
+def start_worker(reactor: IReactorCore, *argv: str) -> EchoFactory:
     """
-    Serve the inherited sockets until stdin closes or a signal stops us;
-    the listeners are services, stopped as the reactor shuts down.
+    Serve the inherited sockets as C{twistd echo} would serve its ports; the
+    listeners are services, stopped as the reactor shuts down.
 
     @param reactor: the reactor.
     @param argv: the command line, as L{WorkerOptions} reads it.
-    @return: fires when the parent has gone.
+    @return: the factory serving them.
+    @raise SystemExit: if a socket can't be listened on, so that the worker
+        exits with an error (and the parent starts another).
     """
     from echotwist.shutdown import ShutdownService
     from echotwist.tap import Options, make_factory
@@ -453,18 +455,37 @@ def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
     options.parseOptions(list(argv))
     config = Options()
     config.parseOptions(options["echo"])
-    factory = make_factory(config, cast(IReactorTime, reactor))
+    clock = cast(IReactorTime, reactor)
+    factory = make_factory(config, clock)
     service = MultiService()
     ShutdownService(
         factory, reactor, timeout=config["shutdown-timeout"]
     ).setServiceParent(service)
-    for fd, family in options["fds"]:
-        endpoint = endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
-        StreamServerEndpointService(
-            SharedSocketEndpoint(endpoint), factory
-        ).setServiceParent(service)
-    service.startService()
+    adopted = (
+        endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
+        for fd, family in options["fds"]
+    )
+    for listener in listeners(adopted, factory, clock, shared=True):
+        listener.setServiceParent(service)
+    try:
+        service.startService()
+    except Exception as e:
+        raise SystemExit(f"can't listen on the inherited sockets: {e}") from None
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    return factory
+
+
+def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
+    """
+    Serve the inherited sockets until stdin closes or a signal stops us,
+    reporting our counts on stdout.
+
+    @param reactor: the reactor.
+    @param argv: the command line, as L{WorkerOptions} reads it.
+    @return: fires when the parent has gone.
+    @raise SystemExit: if a socket can't be listened on.
+    """
+    factory = start_worker(reactor, *argv)
     reports = _Reports()
     StandardIO(reports, reactor=reactor)
 

@@ -4,6 +4,7 @@ Tests for L{echotwist.workers}: the parent's side, with a fake reactor.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from typing import Any
@@ -12,12 +13,13 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs
+from twisted.logger import Logger, capturedLogs
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import workers
+from echotwist.descriptors import AcceptErrorSummary
 from echotwist.protocol import EchoFactory
 from echotwist.snapshot import Snapshot
 from echotwist.tap import Options
@@ -28,6 +30,8 @@ class FakePort:
     A listening port with a real socket, that records what the pool does.
     """
 
+    _logger = Logger()
+
     def __init__(self, port: int) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.address = IPv4Address("TCP", "127.0.0.1", port)
@@ -36,6 +40,9 @@ class FakePort:
 
     def getHost(self) -> IPv4Address:
         return self.address
+
+    def startReading(self) -> None:
+        self.reading = True
 
     def stopReading(self) -> None:
         self.reading = False
@@ -93,6 +100,27 @@ class FakeReactor(MemoryReactorClock):
         protocol.makeConnection(process)
         self.processes.append((protocol, process))
         return process
+
+
+class AdoptingReactor(MemoryReactorClock):
+    """
+    A memory reactor whose adopted ports are L{FakePort}s, or that fails to
+    adopt with C{error}.
+    """
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__()
+        self.error = error
+        self.adopted: list[tuple[int, socket.AddressFamily, FakePort]] = []
+
+    def adoptStreamPort(
+        self, fileno: int, addressFamily: socket.AddressFamily, factory: Factory
+    ) -> FakePort:
+        if self.error is not None:
+            raise self.error
+        port = FakePort(0)
+        self.adopted.append((fileno, addressFamily, port))
+        return port
 
 
 def end(protocol: ProcessProtocol, process: FakeProcess) -> None:
@@ -353,4 +381,59 @@ class WorkerPoolTests(SynchronousTestCase):
             protocol.errReceived(b"[-] Connected by x\n[-] half")
         self.assertEqual(
             [(e["index"], e["line"]) for e in events], [(2, "[-] Connected by x")]
+        )
+
+
+class StartWorkerTests(SynchronousTestCase):
+    """
+    Tests for L{workers.start_worker}: a worker's side, with a fake reactor.
+    """
+
+    def test_listenersLikeTwistdEcho(self) -> None:
+        """
+        A worker serves each inherited socket with the echo options as
+        C{twistd echo} serves a port, its accept errors summed up; stopping
+        as the reactor shuts down only stops accepting (the parent closes
+        the sockets).
+        """
+        reactor = AdoptingReactor()
+        # Each is closed once adopted, as the worker's inherited fds are.
+        first, second = socket.socket().detach(), socket.socket().detach()
+        factory = workers.start_worker(
+            reactor,
+            "--fd",
+            f"{first}:AF_INET",
+            "--fd",
+            f"{second}:AF_INET6",
+            "--",
+            "--verbose",
+        )
+        self.assertTrue(factory.verbose)
+        for _, _, port in reactor.adopted:
+            self.addCleanup(port.socket.close)
+        self.assertEqual(
+            [(fd, family) for fd, family, _ in reactor.adopted],
+            [(first, socket.AF_INET), (second, socket.AF_INET6)],
+        )
+        ports = [port for _, _, port in reactor.adopted]
+        for port in ports:
+            self.assertIsInstance(port._logger.observer, AcceptErrorSummary)
+        [(stop, args, kwargs)] = reactor.triggers["before"]["shutdown"]
+        self.successResultOf(stop(*args, **kwargs))
+        self.assertEqual([(p.listening, p.reading) for p in ports], [(True, False)] * 2)
+
+    def test_listenFailureExits(self) -> None:
+        """
+        A worker that can't listen on an inherited socket exits with an
+        error naming why, rather than running on without it.
+        """
+        reactor = AdoptingReactor(OSError(errno.EBADF, "Bad file descriptor"))
+        fd = socket.socket().detach()
+        self.addCleanup(os.close, fd)
+        error = self.assertRaises(
+            SystemExit, workers.start_worker, reactor, "--fd", f"{fd}:AF_INET"
+        )
+        self.assertEqual(
+            error.code,
+            "can't listen on the inherited sockets: [Errno 9] Bad file descriptor",
         )
