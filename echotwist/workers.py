@@ -58,8 +58,17 @@ if TYPE_CHECKING:
 #: Seconds between a worker's reports to its parent.
 REPORT_INTERVAL = 1.0
 
-#: Seconds to wait before restarting a worker that died.
+#: Seconds to wait before restarting a worker that died; the wait doubles
+#: each time it dies again within L{STABLE_AFTER} of its start, up to
+#: L{MAX_RESTART_DELAY}.
 RESTART_DELAY = 1.0
+
+#: The longest wait before restarting a worker that keeps dying.
+MAX_RESTART_DELAY = 60.0
+
+#: Seconds a worker must have run for its next restart to wait only
+#: L{RESTART_DELAY} again.
+STABLE_AFTER = 60.0
 
 #: Seconds a stopping worker gets before it is killed.
 STOP_TIMEOUT = 10.0
@@ -159,15 +168,17 @@ class WorkerProcess(ProcessProtocol):
     The parent's end of one worker: its reports, its log, its exit.
 
     @ivar index: the worker's number, 1 to N.
+    @ivar started: when it was started, by the pool's clock.
     @ivar snapshot: its latest report, or L{None} before the first.
     @ivar ended: fires when the process has exited.
     """
 
     log = Logger()
 
-    def __init__(self, pool: WorkerPool, index: int) -> None:
+    def __init__(self, pool: WorkerPool, index: int, started: float) -> None:
         self.pool = pool
         self.index = index
+        self.started = started
         self.snapshot: Snapshot | None = None
         self.ended: Deferred[None] = Deferred()
         self._reports = _Lines()
@@ -246,6 +257,7 @@ class WorkerPool(Service):
         self._stop_timeout = stop_timeout
         self._ports: list[IListeningPort] = []
         self._restarts: dict[int, IDelayedCall] = {}
+        self._delays: dict[int, float] = {}
         self.workers: dict[int, WorkerProcess] = {}
 
     def privilegedStartService(self) -> None:
@@ -317,7 +329,9 @@ class WorkerPool(Service):
     def worker_ended(self, worker: WorkerProcess, reason: Failure) -> None:
         """
         Forget a worker that has exited, and start another in its place
-        unless the pool is stopping.
+        unless the pool is stopping: after L{RESTART_DELAY}, or twice the
+        last wait if it ran for less than L{STABLE_AFTER}, so that a worker
+        that can't start is not restarted every second forever.
 
         @param worker: the worker.
         @param reason: how it ended.
@@ -326,16 +340,20 @@ class WorkerPool(Service):
             del self.workers[worker.index]
         if not self.running:
             return
+        clock: IReactorTime = self._reactor
+        previous = self._delays.get(worker.index)
+        if previous is None or clock.seconds() - worker.started >= STABLE_AFTER:
+            delay = RESTART_DELAY
+        else:
+            delay = min(previous * 2, MAX_RESTART_DELAY)
+        self._delays[worker.index] = delay
         self.log.warn(
             "worker {index} exited ({why}); restarting it in {delay} s",
             index=worker.index,
             why=reason.getErrorMessage(),
-            delay=RESTART_DELAY,
+            delay=delay,
         )
-        clock: IReactorTime = self._reactor
-        self._restarts[worker.index] = clock.callLater(
-            RESTART_DELAY, self._spawn, worker.index
-        )
+        self._restarts[worker.index] = clock.callLater(delay, self._spawn, worker.index)
 
     def _spawn(self, index: int) -> None:
         """
@@ -350,7 +368,8 @@ class WorkerPool(Service):
             sock = cast(socket.socket, port.socket)  # type: ignore[attr-defined]
             fds[child_fd] = sock.fileno()
             argv += ["--fd", f"{child_fd}:{sock.family.name}"]
-        worker = WorkerProcess(self, index)
+        clock: IReactorTime = self._reactor
+        worker = WorkerProcess(self, index, clock.seconds())
         spawner: IReactorProcess = self._reactor
         spawner.spawnProcess(
             worker,

@@ -24,6 +24,9 @@ from echotwist.protocol import EchoFactory
 from echotwist.snapshot import Snapshot
 from echotwist.tap import Options
 
+#: A short time, exact in binary so that clock sums are exact too.
+TICK = 2**-10
+
 
 class FakePort:
     """
@@ -302,6 +305,39 @@ class WorkerPoolTests(SynchronousTestCase):
         self.assertEqual(len(self.reactor.processes), 3)
         self.assertEqual(self.reactor.processes[2][1].args[3:5], ["--worker", "1"])
         self.assertEqual(sorted(self.pool.workers), [1, 2])
+
+    def restart_delay(self, index: int) -> float:
+        """
+        End worker C{index} now and wait for the pool to start it again.
+
+        @return: how long that took, by the reactor's clock: the delay the
+            pool logged, checked against when the worker came back.
+        """
+        worker = self.pool.workers[index]
+        with capturedLogs() as events:
+            end(worker, worker.transport)  # type: ignore[arg-type]
+        [delay] = [e["delay"] for e in events if "delay" in e]
+        self.reactor.advance(delay - TICK)
+        self.assertNotIn(index, self.pool.workers)
+        self.reactor.advance(TICK)
+        self.assertIn(index, self.pool.workers)
+        return float(delay)
+
+    def test_restart_backoff(self) -> None:
+        """
+        A worker that keeps dying as soon as it starts waits twice as long
+        each time before it is restarted, at most
+        L{workers.MAX_RESTART_DELAY}; one that has run for
+        L{workers.STABLE_AFTER} is restarted after L{workers.RESTART_DELAY}
+        again.  Each worker has its own delay.
+        """
+        delays = [self.restart_delay(1) for _ in range(8)]
+        self.assertEqual(delays, [1, 2, 4, 8, 16, 32, 60, 60])
+        self.reactor.advance(workers.STABLE_AFTER - TICK)
+        self.assertEqual(self.restart_delay(1), 60)
+        self.assertEqual(self.restart_delay(2), workers.RESTART_DELAY)
+        self.reactor.advance(workers.STABLE_AFTER)
+        self.assertEqual(self.restart_delay(1), workers.RESTART_DELAY)
 
     def test_stop(self) -> None:
         """
