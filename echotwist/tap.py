@@ -35,6 +35,9 @@ DEFAULT_PORT = "tcp:9000"
 DEFAULT_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 
+#: The largest TCP or UDP port number.
+MAX_PORT = 65535
+
 #: The largest UDP datagram the server reads whole (the most a UDP length
 #: field can say); Twisted reads at most 8192 bytes by default, truncating
 #: larger datagrams.
@@ -44,6 +47,22 @@ UDP_MAX_DATAGRAM = 65535
 _BACKLOG_TYPES = frozenset({"tcp", "tcp6", "unix", "ssl"})
 
 _N = TypeVar("_N", int, float)
+
+
+def port_number(text: str) -> int | None:
+    """
+    Read a port number as typed.
+
+    @param text: an option's value, or the port part of one.
+    @return: the number C{text} spells in ASCII digits, after an optional
+        minus sign and whether or not it is in range (the caller says what
+        is wrong with it), or L{None} if it spells none.  (C{str.isdigit}
+        alone would accept digits C{int} rejects, such as C{"\u00b2"}.)
+    """
+    digits = text.removeprefix("-")
+    if digits.isascii() and digits.isdigit():
+        return int(text)
+    return None
 
 
 def endpoint_description(port: str, backlog: int) -> str:
@@ -57,10 +76,10 @@ def endpoint_description(port: str, backlog: int) -> str:
     @return: the description to hand to L{strports.service}.
     @raise usage.UsageError: for a port number outside 0-65535.
     """
-    if port.isdigit() or port.lstrip("-").isdigit():
-        number = int(port)
-        if not 0 <= number <= 65535:
-            raise usage.UsageError(f"--port {port}: a port number is 0-65535")
+    number = port_number(port)
+    if number is not None:
+        if not 0 <= number <= MAX_PORT:
+            raise usage.UsageError(f"--port {port}: a port number is 0-{MAX_PORT}")
         port = f"tcp:{number}"
     kind = port.split(":", 1)[0].lower()
     if kind in _BACKLOG_TYPES and "backlog=" not in port:
@@ -211,9 +230,10 @@ def udp_address(value: str) -> tuple[str, int]:
     """
     interface, _, port = value.rpartition(":")
     interface = interface.removeprefix("[").removesuffix("]")
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+    number = port_number(port)
+    if number is None or not 0 <= number <= MAX_PORT:
         raise usage.UsageError(f"--udp {value!r}: expected [INTERFACE:]PORT")
-    return interface, int(port)
+    return interface, number
 
 
 def _check_endpoint(description: str, option: str = "port") -> None:
@@ -234,8 +254,11 @@ def _check_endpoint(description: str, option: str = "port") -> None:
             f"--{option} {description!r}: no such socket passed by systemd "
             "(LISTEN_FDS, LISTEN_PID)"
         ) from None
-    except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
-        raise usage.UsageError(f"--{option} {description!r}: {e}") from None
+    except Exception as e:
+        # Endpoint parsers and plugins raise anything: ValueError for a
+        # typo, OpenSSL.crypto.Error for a key file that isn't PEM, ...
+        reason = str(e) or type(e).__name__
+        raise usage.UsageError(f"--{option} {description!r}: {reason}") from None
 
 
 def _check_metrics(description: str) -> None:

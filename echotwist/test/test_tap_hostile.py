@@ -42,7 +42,7 @@ class UDPAddressTests(SynchronousTestCase):
         """
         A missing, non-numeric or too large port is a usage error.
         """
-        for bad in ["", "x", "127.0.0.1:", "65536", "1:-1", "\uff11\uff12"]:
+        for bad in ["", "x", "127.0.0.1:", "65536", "1:-1", "\uff11\uff12", "\u00b2"]:
             self.assertRaises(usage.UsageError, udp_address, bad)
 
 
