@@ -16,6 +16,8 @@ put on an open network, all of them Twisted machinery rather than our own:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol, IReactorTime
@@ -67,13 +69,15 @@ class Echo(Protocol, TimeoutMixin):
 
     factory: EchoFactory
     log = Logger()
+    #: Writes an echo: L{send} on the transport where it may be used, else
+    #: the transport's C{write}; chosen once the connection is made.
+    _write: Callable[[bytes], None]
 
     def __init__(self) -> None:
         self.bytes_in = 0
         self.peer = "?"
         self._started = 0.0
         self._closing = False
-        self._direct = False
 
     def connectionMade(self) -> None:
         """
@@ -86,7 +90,10 @@ class Echo(Protocol, TimeoutMixin):
         self._started = factory.clock.seconds()
         self.peer = describe_peer(transport.getPeer())
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
-        self._direct = can_send_directly(transport)
+        if can_send_directly(transport):
+            self._write = partial(send, transport)
+        else:
+            self._write = transport.write
         self.callLater = factory.clock.callLater  # type: ignore[assignment]
         self.setTimeout(factory.idle_timeout)
         factory.connection_opened(self)
@@ -108,10 +115,7 @@ class Echo(Protocol, TimeoutMixin):
                 peer=self.peer,
                 chunk=_truncated_repr(data),
             )
-        if self._direct:
-            send(self.transport, data)  # type: ignore[arg-type]
-        else:
-            self.transport.write(data)  # type: ignore[union-attr]
+        self._write(data)
 
     def readConnectionLost(self) -> None:
         """
@@ -125,7 +129,11 @@ class Echo(Protocol, TimeoutMixin):
 
     def writeConnectionLost(self) -> None:
         """
-        The client can no longer receive: nothing left to do but close.
+        Our sending side has been shut: close.
+
+        Twisted calls this only once C{loseWriteConnection} has flushed and
+        shut our sending side, which L{Echo} never asks for; it is here
+        because L{IHalfCloseableProtocol} requires it.
         """
         self._finish()
 

@@ -84,7 +84,8 @@ class EchoTests(SynchronousTestCase):
 
     def test_writeConnectionLost(self) -> None:
         """
-        When the client can no longer receive, the server closes.
+        Once our sending side is shut (which only C{loseWriteConnection}
+        does, and L{Echo} never calls it), the server closes.
         """
         protocol, transport = connect(self.factory)
         protocol.writeConnectionLost()
