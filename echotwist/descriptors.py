@@ -16,7 +16,7 @@ the other workers: L{SharedSocketEndpoint} makes stopping it stop accepting
 only, leaving the socket (and a UNIX socket's path) to the parent.
 
 L{listeners} builds the listening services of C{twistd echo} and of each of
-its workers alike.
+its workers alike; L{endpoint_kind} reads an endpoint description's type.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ _QUIET = frozenset(
         "Re-reserving EMFILE recovery file descriptor.",
     }
 )
+
+
+def endpoint_kind(description: str) -> str:
+    """
+    @param description: a server endpoint description.
+    @return: its type, in lower case: C{tcp} for C{TCP:9000:backlog=5}.
+    """
+    return description.split(":", 1)[0].lower()
 
 
 @implementer(ILogObserver)

@@ -18,7 +18,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
-from echotwist.descriptors import listeners
+from echotwist.descriptors import endpoint_kind, listeners
 from echotwist.protocol import EchoFactory
 from echotwist.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownService
 from echotwist.snapshot import Snapshot, local_snapshots, merged_snapshots
@@ -81,8 +81,7 @@ def endpoint_description(port: str, backlog: int) -> str:
         if not 0 <= number <= MAX_PORT:
             raise usage.UsageError(f"--port {port}: a port number is 0-{MAX_PORT}")
         port = f"tcp:{number}"
-    kind = port.split(":", 1)[0].lower()
-    if kind in _BACKLOG_TYPES and "backlog=" not in port:
+    if endpoint_kind(port) in _BACKLOG_TYPES and "backlog=" not in port:
         port = f"{port}:backlog={backlog}"
     return port
 

@@ -48,7 +48,7 @@ from twisted.logger import (
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from echotwist.descriptors import listeners
+from echotwist.descriptors import endpoint_kind, listeners
 from echotwist.snapshot import Snapshot, take_snapshot
 
 if TYPE_CHECKING:
@@ -136,8 +136,7 @@ def check_shareable(descriptions: Sequence[str]) -> None:
     @raise usage.UsageError: naming the first that can't be shared.
     """
     for description in descriptions:
-        kind = description.split(":", 1)[0].lower()
-        if kind not in _SHAREABLE:
+        if endpoint_kind(description) not in _SHAREABLE:
             raise usage.UsageError(
                 f"--port {description!r}: --workers can share only "
                 f"{', '.join(sorted(_SHAREABLE))} ports"

@@ -23,6 +23,7 @@ from echotwist.descriptors import (
     AcceptErrorSummary,
     SharedSocketEndpoint,
     SummarizedAcceptErrors,
+    endpoint_kind,
     listeners,
 )
 
@@ -244,3 +245,22 @@ class ListenersTests(SynchronousTestCase):
 
         [service] = listeners([Taken()], Factory(), Clock())  # type: ignore[list-item]
         self.assertRaises(CannotListenError, service.privilegedStartService)
+
+
+class EndpointKindTests(SynchronousTestCase):
+    """
+    Tests for L{endpoint_kind}.
+    """
+
+    def test_kinds(self) -> None:
+        """
+        The type is what comes before the first colon, in lower case.
+        """
+        cases = {
+            "tcp:0": "tcp",
+            "TCP6:9000:interface=\\:\\:1": "tcp6",
+            "unix:/run/echo:backlog=5": "unix",
+            "systemd:domain=INET:index=0": "systemd",
+            "nosuch": "nosuch",
+        }
+        self.assertEqual({d: endpoint_kind(d) for d in cases}, cases)
