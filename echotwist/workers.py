@@ -410,9 +410,15 @@ def _signal(worker: WorkerProcess, name: str) -> None:
 class WorkerOptions(usage.Options):
     """
     Options for C{python -m echotwist.workers}, as L{WorkerPool} gives them.
+
+    C{--worker N} is not read by the worker: it labels the process, so that
+    C{ps} shows which pid is the parent's "worker N" (and
+    C{benchmarks/scaling.py} passes it too).
     """
 
-    optParameters = [["worker", None, "1", "This worker's number."]]
+    optParameters = [
+        ["worker", None, "1", "This worker's number (labels the process only)."]
+    ]
 
     def __init__(self) -> None:
         super().__init__()
