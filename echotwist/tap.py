@@ -73,7 +73,7 @@ def endpoint_description(port: str, backlog: int) -> str:
         endpoint string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}).
     @param backlog: listen queue length, added where the endpoint type takes
         one and the description does not already set it.
-    @return: the description to hand to L{strports.service}.
+    @return: the full description, for L{endpoints.serverFromString}.
     @raise usage.UsageError: for a port number outside 0-65535.
     """
     number = port_number(port)
