@@ -11,7 +11,7 @@ put on an open network, all of them Twisted machinery rather than our own:
     and still receive the rest of its echo before the server closes;
   - limits: an idle timeout from L{twisted.protocols.policies.TimeoutMixin},
     and a cap on open connections enforced in L{EchoFactory.buildProtocol}
-    (a connection over it gets a L{RefusedEcho}, which aborts it at once).
+    (a connection over it gets a L{RefusedEcho}, which closes it at once).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ class Echo(Protocol, TimeoutMixin):
 class RefusedEcho(Echo):
     """
     The protocol of a connection over the factory's C{max_connections}: it
-    aborts the connection as soon as it is made, and is never counted as
+    closes the connection as soon as it is made, and is never counted as
     open.
 
     (Returning L{None} from C{buildProtocol} would have a TCP port close the
@@ -224,9 +224,12 @@ class RefusedEcho(Echo):
 
     def connectionMade(self) -> None:
         """
-        Abort the connection.
+        Close the connection, cleanly: the close can't wait on anything, as
+        nothing has been written, no producer is registered and, under TLS,
+        no handshake has started.  (An abort would reset it instead, which a
+        client can meet as early as its C{connect}.)
         """
-        self.transport.abortConnection()  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
@@ -254,13 +257,13 @@ class EchoFactory(Factory):
     @ivar idle_timeout: seconds of silence before a connection is closed, or
         L{None} for never.
     @ivar max_connections: how many connections may be open at once, or
-        L{None} for no limit; more are aborted as soon as they are accepted.
+        L{None} for no limit; more are closed as soon as they are accepted.
     @ivar verbose: log every chunk received.
     @ivar clock: where time comes from (a L{twisted.internet.task.Clock} in
         tests).
     @ivar open_connections: the protocols now connected.
     @ivar connections_total: connections accepted since start.
-    @ivar refused_total: connections aborted for being over the limit.
+    @ivar refused_total: connections closed for being over the limit.
     @ivar bytes_echoed: bytes received (and so echoed) by closed and open
         connections.
     """
@@ -301,7 +304,7 @@ class EchoFactory(Factory):
         a slot frees, so a flood can't flood the log too.
 
         @param addr: the peer's address.
-        @return: the protocol: a L{RefusedEcho} aborts its connection.
+        @return: the protocol: a L{RefusedEcho} closes its connection.
         """
         limit = self.max_connections
         if limit is not None and len(self.open_connections) >= limit:

@@ -10,7 +10,7 @@ from OpenSSL import SSL
 from twisted.internet import main
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, UNIXAddress
-from twisted.internet.error import ConnectionAborted, ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IHalfCloseableProtocol, IOpenSSLContextFactory
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Connection
@@ -276,7 +276,7 @@ class ConnectionLimitTests(SynchronousTestCase):
 
     def test_refusesOverLimit(self) -> None:
         """
-        At the limit, C{buildProtocol} returns a L{RefusedEcho}, which aborts
+        At the limit, C{buildProtocol} returns a L{RefusedEcho}, which closes
         its connection as soon as it is made; the refusal is counted, the
         connection is never counted as open, and its end logs nothing.
         """
@@ -288,8 +288,8 @@ class ConnectionLimitTests(SynchronousTestCase):
             transport = StringTransport(peerAddress=PEER)
             with capturedLogs() as events:
                 refused.makeConnection(transport)
-                refused.connectionLost(Failure(ConnectionAborted()))
-            self.assertTrue(transport.disconnected)
+                refused.connectionLost(Failure(ConnectionDone()))
+            self.assertTrue(transport.disconnecting)
             self.assertEqual(list(events), [])
         self.assertEqual(self.factory.refused_total, 2)
         self.assertEqual(self.factory.connections_total, 2)
@@ -298,9 +298,9 @@ class ConnectionLimitTests(SynchronousTestCase):
     def test_refusedUnderTLS(self) -> None:
         """
         Over the limit behind a TLS wrapper (an C{ssl:} port) the wrapper has
-        a protocol to deliver the connection to: the connection is aborted
-        at once and its end raises nothing (with L{None}, the wrapper raised
-        on connect and on close and never closed the socket).
+        a protocol to deliver the connection to: the TCP connection under it
+        is closed at once and its end raises nothing (with L{None}, the
+        wrapper raised on connect and on close and never closed the socket).
         """
         connect(self.factory)
         connect(self.factory)
@@ -308,10 +308,30 @@ class ConnectionLimitTests(SynchronousTestCase):
         wrapper = tls.buildProtocol(PEER)
         transport = StringTransport(peerAddress=PEER)
         wrapper.makeConnection(transport)
-        self.assertTrue(transport.disconnected)
-        wrapper.connectionLost(Failure(ConnectionAborted()))
+        self.assertTrue(transport.disconnecting)
+        wrapper.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.factory.refused_total, 1)
         self.assertEqual(len(self.factory.open_connections), 2)
+
+    def test_refusedClosedCleanlyAtOnce(self) -> None:
+        """
+        A refused TCP connection is closed on the first write event, with
+        nothing to wait for, and cleanly: the client reads an end of file,
+        not a reset.
+        """
+        connect(self.factory)
+        connect(self.factory)
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            client = socket.create_connection(server.getsockname())
+            self.addCleanup(client.close)
+            ours, _ = server.accept()
+        refused = self.factory.buildProtocol(PEER)
+        connection = Connection(ours, refused, MemoryReactorClock())
+        connection.connected = True
+        refused.makeConnection(connection)
+        self.assertIs(connection.doWrite(), main.CONNECTION_DONE)
+        connection.connectionLost(Failure(ConnectionDone()))  # as the reactor does
+        self.assertEqual(client.recv(1), b"")
 
     def test_acceptsAgainWhenSlotFrees(self) -> None:
         """
