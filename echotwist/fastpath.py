@@ -17,17 +17,24 @@ C{transport.write}.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from twisted.internet.interfaces import ITransport
 from twisted.internet.tcp import Connection
 
 
-def can_send_directly(transport: ITransport) -> bool:
+def can_send_directly(transport: ITransport) -> TypeGuard[Connection]:
     """
+    Decide, once per connection, whether L{send} may be used on it.
+
+    TLS is started on a connection only by its protocol calling
+    C{startTLS}; a protocol that never does may decide this once, when the
+    connection is made.
+
     @param transport: a connected transport.
-    @return: whether L{send} may be used on it: a TCP or UNIX connection.
-        (Whether TLS has been started on it is checked by each L{send}.)
+    @return: whether it is a TCP or UNIX connection with no TLS started.
     """
-    return isinstance(transport, Connection)
+    return isinstance(transport, Connection) and not transport.TLS
 
 
 def send(connection: Connection, data: bytes) -> None:
@@ -36,16 +43,20 @@ def send(connection: Connection, data: bytes) -> None:
     buffered, else (and for whatever the socket does not take) through
     C{connection.write}, with its buffering and backpressure.
 
-    @param connection: a connection L{can_send_directly} accepted.
+    Only what a connection's own life changes is checked: something
+    buffered, closing or closed.  Neither TLS (see L{can_send_directly}) nor
+    a shut sending side (C{loseWriteConnection}) can come about unless the
+    protocol asks for it.
+
+    @param connection: a connection L{can_send_directly} accepted, whose
+        protocol neither starts TLS nor calls C{loseWriteConnection}.
     @param data: the bytes to write, after any written before.
     """
     if (
-        connection.TLS
-        or connection.dataBuffer
+        connection.dataBuffer
         or connection._tempDataLen
         or not connection.connected
         or connection.disconnecting
-        or connection._writeDisconnected
     ):
         connection.write(data)
         return

@@ -11,11 +11,13 @@ put on an open network, all of them Twisted machinery rather than our own:
     and still receive the rest of its echo before the server closes;
   - limits: an idle timeout from L{twisted.protocols.policies.TimeoutMixin},
     and a cap on open connections enforced in L{EchoFactory.buildProtocol}
-    (returning L{None} makes the port close the new socket at once).
+    (a connection over it gets a L{RefusedEcho}, which closes it at once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol, IReactorTime
@@ -67,12 +69,15 @@ class Echo(Protocol, TimeoutMixin):
 
     factory: EchoFactory
     log = Logger()
+    #: Writes an echo: L{send} on the transport where it may be used, else
+    #: the transport's C{write}; chosen once the connection is made.
+    _write: Callable[[bytes], None]
 
     def __init__(self) -> None:
         self.bytes_in = 0
         self.peer = "?"
         self._started = 0.0
-        self._direct = False
+        self._closing = False
 
     def connectionMade(self) -> None:
         """
@@ -85,7 +90,10 @@ class Echo(Protocol, TimeoutMixin):
         self._started = factory.clock.seconds()
         self.peer = describe_peer(transport.getPeer())
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
-        self._direct = can_send_directly(transport)
+        if can_send_directly(transport):
+            self._write = partial(send, transport)
+        else:
+            self._write = transport.write
         self.callLater = factory.clock.callLater  # type: ignore[assignment]
         self.setTimeout(factory.idle_timeout)
         factory.connection_opened(self)
@@ -107,32 +115,54 @@ class Echo(Protocol, TimeoutMixin):
                 peer=self.peer,
                 chunk=_truncated_repr(data),
             )
-        if self._direct:
-            send(self.transport, data)  # type: ignore[arg-type]
-        else:
-            self.transport.write(data)  # type: ignore[union-attr]
+        self._write(data)
 
     def readConnectionLost(self) -> None:
         """
         The client shut its sending side: flush what is buffered, then close.
+
+        The idle timer keeps running: a client that does not read the rest
+        of its echo in time has its connection aborted by
+        L{timeoutConnection}.
         """
         self._finish()
 
     def writeConnectionLost(self) -> None:
         """
-        The client can no longer receive: nothing left to do but close.
+        Our sending side has been shut: close.
+
+        Twisted calls this only once C{loseWriteConnection} has flushed and
+        shut our sending side, which L{Echo} never asks for; it is here
+        because L{IHalfCloseableProtocol} requires it.
         """
         self._finish()
 
     def timeoutConnection(self) -> None:
         """
-        Close a connection idle for longer than the factory's C{idle_timeout}.
+        Nothing was received for the factory's C{idle_timeout}: close the
+        connection, or abort it if a close could wait forever.
+
+        A connection with nothing left to send is closed cleanly, and the
+        timer started again.  One whose echo is not being read (its buffer
+        can't drain: a clean close would wait for it forever, holding the
+        connection and its C{max_connections} slot), or one already closing
+        (the client half-closed, or it timed out once) that has not finished
+        in that time, is aborted, its unsent echo dropped.
         """
+        timeout = self.factory.idle_timeout
+        if self._closing or self._unsent():
+            self.log.info(
+                "Aborting {peer}: nothing received for {timeout} s and its "
+                "echo not read",
+                peer=self.peer,
+                timeout=timeout,
+            )
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
         self.log.info(
-            "Closing {peer}: idle for {timeout} s",
-            peer=self.peer,
-            timeout=self.factory.idle_timeout,
+            "Closing {peer}: idle for {timeout} s", peer=self.peer, timeout=timeout
         )
+        self.setTimeout(timeout)
         self._finish()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -164,6 +194,7 @@ class Echo(Protocol, TimeoutMixin):
         """
         transport: ITransport | None = self.transport
         assert transport is not None
+        self._closing = True
         transport.unregisterProducer()  # type: ignore[attr-defined]
         transport.loseConnection()
 
@@ -177,6 +208,35 @@ class Echo(Protocol, TimeoutMixin):
         pending = getattr(transport, "_tempDataLen", 0)
         offset = getattr(transport, "offset", 0)
         return max(0, len(buffered) - offset + pending)
+
+
+class RefusedEcho(Echo):
+    """
+    The protocol of a connection over the factory's C{max_connections}: it
+    closes the connection as soon as it is made, and is never counted as
+    open.
+
+    (Returning L{None} from C{buildProtocol} would have a TCP port close the
+    socket itself, but a TLS wrapper would be left with no protocol to
+    deliver the connection to: it logs tracebacks and keeps the socket.  It
+    is an L{Echo} only so that C{buildProtocol} returns one either way.)
+    """
+
+    def connectionMade(self) -> None:
+        """
+        Close the connection, cleanly: the close can't wait on anything, as
+        nothing has been written, no producer is registered and, under TLS,
+        no handshake has started.  (An abort would reset it instead, which a
+        client can meet as early as its C{connect}.)
+        """
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Nothing to count or log: the refusal was counted when it was built.
+
+        @param reason: ignored.
+        """
 
 
 def _truncated_repr(data: bytes) -> str:
@@ -236,15 +296,15 @@ class EchoFactory(Factory):
         """
         return self._bytes_closed + sum(p.bytes_in for p in self.open_connections)
 
-    def buildProtocol(self, addr: IAddress) -> Echo | None:  # type: ignore[override]
+    def buildProtocol(self, addr: IAddress) -> Echo:  # type: ignore[override]
         """
-        Build an L{Echo}, or refuse with L{None} when at C{max_connections}.
+        Build an L{Echo}, or a L{RefusedEcho} when at C{max_connections}.
 
         Refusals are logged once when the limit is reached and summed up when
         a slot frees, so a flood can't flood the log too.
 
         @param addr: the peer's address.
-        @return: the protocol, or L{None} to have the port close the socket.
+        @return: the protocol: a L{RefusedEcho} closes its connection.
         """
         limit = self.max_connections
         if limit is not None and len(self.open_connections) >= limit:
@@ -257,7 +317,7 @@ class EchoFactory(Factory):
                     peer=describe_peer(addr),
                 )
             self._refused_since_full += 1
-            return None
+            return RefusedEcho()
         protocol: Echo = super().buildProtocol(addr)  # type: ignore[assignment]
         return protocol
 

@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TypeVar
 
-from twisted.application import internet, strports
+from twisted.application import internet
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
-from echotwist.descriptors import AcceptErrorSummary, SummarizedAcceptErrors
+from echotwist.descriptors import endpoint_kind, listeners
 from echotwist.protocol import EchoFactory
 from echotwist.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownService
 from echotwist.snapshot import Snapshot, local_snapshots, merged_snapshots
@@ -35,10 +35,34 @@ DEFAULT_PORT = "tcp:9000"
 DEFAULT_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 
+#: The largest TCP or UDP port number.
+MAX_PORT = 65535
+
+#: The largest UDP datagram the server reads whole (the most a UDP length
+#: field can say); Twisted reads at most 8192 bytes by default, truncating
+#: larger datagrams.
+UDP_MAX_DATAGRAM = 65535
+
 #: Endpoint types that take a C{backlog} parameter.
 _BACKLOG_TYPES = frozenset({"tcp", "tcp6", "unix", "ssl"})
 
 _N = TypeVar("_N", int, float)
+
+
+def port_number(text: str) -> int | None:
+    """
+    Read a port number as typed.
+
+    @param text: an option's value, or the port part of one.
+    @return: the number C{text} spells in ASCII digits, after an optional
+        minus sign and whether or not it is in range (the caller says what
+        is wrong with it), or L{None} if it spells none.  (C{str.isdigit}
+        alone would accept digits C{int} rejects, such as C{"\u00b2"}.)
+    """
+    digits = text.removeprefix("-")
+    if digits.isascii() and digits.isdigit():
+        return int(text)
+    return None
 
 
 def endpoint_description(port: str, backlog: int) -> str:
@@ -49,16 +73,15 @@ def endpoint_description(port: str, backlog: int) -> str:
         endpoint string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}).
     @param backlog: listen queue length, added where the endpoint type takes
         one and the description does not already set it.
-    @return: the description to hand to L{strports.service}.
+    @return: the full description, for L{endpoints.serverFromString}.
     @raise usage.UsageError: for a port number outside 0-65535.
     """
-    if port.isdigit() or port.lstrip("-").isdigit():
-        number = int(port)
-        if not 0 <= number <= 65535:
-            raise usage.UsageError(f"--port {port}: a port number is 0-65535")
+    number = port_number(port)
+    if number is not None:
+        if not 0 <= number <= MAX_PORT:
+            raise usage.UsageError(f"--port {port}: a port number is 0-{MAX_PORT}")
         port = f"tcp:{number}"
-    kind = port.split(":", 1)[0].lower()
-    if kind in _BACKLOG_TYPES and "backlog=" not in port:
+    if endpoint_kind(port) in _BACKLOG_TYPES and "backlog=" not in port:
         port = f"{port}:backlog={backlog}"
     return port
 
@@ -206,9 +229,10 @@ def udp_address(value: str) -> tuple[str, int]:
     """
     interface, _, port = value.rpartition(":")
     interface = interface.removeprefix("[").removesuffix("]")
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+    number = port_number(port)
+    if number is None or not 0 <= number <= MAX_PORT:
         raise usage.UsageError(f"--udp {value!r}: expected [INTERFACE:]PORT")
-    return interface, int(port)
+    return interface, number
 
 
 def _check_endpoint(description: str, option: str = "port") -> None:
@@ -229,8 +253,11 @@ def _check_endpoint(description: str, option: str = "port") -> None:
             f"--{option} {description!r}: no such socket passed by systemd "
             "(LISTEN_FDS, LISTEN_PID)"
         ) from None
-    except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
-        raise usage.UsageError(f"--{option} {description!r}: {e}") from None
+    except Exception as e:
+        # Endpoint parsers and plugins raise anything: ValueError for a
+        # typo, OpenSSL.crypto.Error for a key file that isn't PEM, ...
+        reason = str(e) or type(e).__name__
+        raise usage.UsageError(f"--{option} {description!r}: {reason}") from None
 
 
 def _check_metrics(description: str) -> None:
@@ -331,14 +358,14 @@ def makeService(config: Options) -> MultiService:
     serving.setServiceParent(service)
     if udp is not None:
         interface, port = config["udp"]
-        internet.UDPServer(port, udp, interface=interface).setServiceParent(serving)
+        internet.UDPServer(
+            port, udp, interface=interface, maxPacketSize=UDP_MAX_DATAGRAM
+        ).setServiceParent(serving)
     if pool is not None:
         pool.setServiceParent(serving)
     else:
-        accept_errors = AcceptErrorSummary(reactor)
-        for description in config["ports"]:
-            listener = strports.service(description, factory)
-            listener.endpoint = SummarizedAcceptErrors(listener.endpoint, accept_errors)
+        ports = (endpoints.serverFromString(reactor, d) for d in config["ports"])
+        for listener in listeners(ports, factory, reactor):
             listener.setServiceParent(serving)
     if config["metrics"] is not None:
         from echotwist.metrics import metrics_service

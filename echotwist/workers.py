@@ -5,6 +5,8 @@ The parent (the twistd process, with the pidfile) listens on every C{--port}
 through its endpoint, as a single process would, but never accepts: it hands
 each listening socket to N worker processes (C{python -m echotwist.workers}),
 which adopt it with L{AdoptedStreamServerEndpoint} and share its accept queue.
+A worker that stops only stops accepting (L{SharedSocketEndpoint}): the
+parent alone closes the sockets, and removes a UNIX socket's path.
 The parent restarts a worker that dies, signals them all to stop when it is
 stopped itself, and exits once they have.
 
@@ -23,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, cast
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints, task
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
@@ -47,16 +48,27 @@ from twisted.logger import (
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from echotwist.descriptors import endpoint_kind, listeners
 from echotwist.snapshot import Snapshot, take_snapshot
 
 if TYPE_CHECKING:
+    from echotwist.protocol import EchoFactory
     from echotwist.tap import Options
 
 #: Seconds between a worker's reports to its parent.
 REPORT_INTERVAL = 1.0
 
-#: Seconds to wait before restarting a worker that died.
+#: Seconds to wait before restarting a worker that died; the wait doubles
+#: each time it dies again within L{STABLE_AFTER} of its start, up to
+#: L{MAX_RESTART_DELAY}.
 RESTART_DELAY = 1.0
+
+#: The longest wait before restarting a worker that keeps dying.
+MAX_RESTART_DELAY = 60.0
+
+#: Seconds a worker must have run for its next restart to wait only
+#: L{RESTART_DELAY} again.
+STABLE_AFTER = 60.0
 
 #: Seconds a stopping worker gets before it is killed.
 STOP_TIMEOUT = 10.0
@@ -124,8 +136,7 @@ def check_shareable(descriptions: Sequence[str]) -> None:
     @raise usage.UsageError: naming the first that can't be shared.
     """
     for description in descriptions:
-        kind = description.split(":", 1)[0].lower()
-        if kind not in _SHAREABLE:
+        if endpoint_kind(description) not in _SHAREABLE:
             raise usage.UsageError(
                 f"--port {description!r}: --workers can share only "
                 f"{', '.join(sorted(_SHAREABLE))} ports"
@@ -156,15 +167,17 @@ class WorkerProcess(ProcessProtocol):
     The parent's end of one worker: its reports, its log, its exit.
 
     @ivar index: the worker's number, 1 to N.
+    @ivar started: when it was started, by the pool's clock.
     @ivar snapshot: its latest report, or L{None} before the first.
     @ivar ended: fires when the process has exited.
     """
 
     log = Logger()
 
-    def __init__(self, pool: WorkerPool, index: int) -> None:
+    def __init__(self, pool: WorkerPool, index: int, started: float) -> None:
         self.pool = pool
         self.index = index
+        self.started = started
         self.snapshot: Snapshot | None = None
         self.ended: Deferred[None] = Deferred()
         self._reports = _Lines()
@@ -243,6 +256,7 @@ class WorkerPool(Service):
         self._stop_timeout = stop_timeout
         self._ports: list[IListeningPort] = []
         self._restarts: dict[int, IDelayedCall] = {}
+        self._delays: dict[int, float] = {}
         self.workers: dict[int, WorkerProcess] = {}
 
     def privilegedStartService(self) -> None:
@@ -314,7 +328,9 @@ class WorkerPool(Service):
     def worker_ended(self, worker: WorkerProcess, reason: Failure) -> None:
         """
         Forget a worker that has exited, and start another in its place
-        unless the pool is stopping.
+        unless the pool is stopping: after L{RESTART_DELAY}, or twice the
+        last wait if it ran for less than L{STABLE_AFTER}, so that a worker
+        that can't start is not restarted every second forever.
 
         @param worker: the worker.
         @param reason: how it ended.
@@ -323,16 +339,20 @@ class WorkerPool(Service):
             del self.workers[worker.index]
         if not self.running:
             return
+        clock: IReactorTime = self._reactor
+        previous = self._delays.get(worker.index)
+        if previous is None or clock.seconds() - worker.started >= STABLE_AFTER:
+            delay = RESTART_DELAY
+        else:
+            delay = min(previous * 2, MAX_RESTART_DELAY)
+        self._delays[worker.index] = delay
         self.log.warn(
             "worker {index} exited ({why}); restarting it in {delay} s",
             index=worker.index,
             why=reason.getErrorMessage(),
-            delay=RESTART_DELAY,
+            delay=delay,
         )
-        clock: IReactorTime = self._reactor
-        self._restarts[worker.index] = clock.callLater(
-            RESTART_DELAY, self._spawn, worker.index
-        )
+        self._restarts[worker.index] = clock.callLater(delay, self._spawn, worker.index)
 
     def _spawn(self, index: int) -> None:
         """
@@ -347,7 +367,8 @@ class WorkerPool(Service):
             sock = cast(socket.socket, port.socket)  # type: ignore[attr-defined]
             fds[child_fd] = sock.fileno()
             argv += ["--fd", f"{child_fd}:{sock.family.name}"]
-        worker = WorkerProcess(self, index)
+        clock: IReactorTime = self._reactor
+        worker = WorkerProcess(self, index, clock.seconds())
         spawner: IReactorProcess = self._reactor
         spawner.spawnProcess(
             worker,
@@ -389,9 +410,15 @@ def _signal(worker: WorkerProcess, name: str) -> None:
 class WorkerOptions(usage.Options):
     """
     Options for C{python -m echotwist.workers}, as L{WorkerPool} gives them.
+
+    C{--worker N} is not read by the worker: it labels the process, so that
+    C{ps} shows which pid is the parent's "worker N" (and
+    C{benchmarks/scaling.py} passes it too).
     """
 
-    optParameters = [["worker", None, "1", "This worker's number."]]
+    optParameters = [
+        ["worker", None, "1", "This worker's number (labels the process only)."]
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -434,14 +461,16 @@ class _Reports(Protocol):
             self.gone.callback(None)
 
 
-def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
+def start_worker(reactor: IReactorCore, *argv: str) -> EchoFactory:
     """
-    Serve the inherited sockets until stdin closes or a signal stops us;
-    the listeners are services, stopped as the reactor shuts down.
+    Serve the inherited sockets as C{twistd echo} would serve its ports; the
+    listeners are services, stopped as the reactor shuts down.
 
     @param reactor: the reactor.
     @param argv: the command line, as L{WorkerOptions} reads it.
-    @return: fires when the parent has gone.
+    @return: the factory serving them.
+    @raise SystemExit: if a socket can't be listened on, so that the worker
+        exits with an error (and the parent starts another).
     """
     from echotwist.shutdown import ShutdownService
     from echotwist.tap import Options, make_factory
@@ -450,16 +479,37 @@ def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
     options.parseOptions(list(argv))
     config = Options()
     config.parseOptions(options["echo"])
-    factory = make_factory(config, cast(IReactorTime, reactor))
+    clock = cast(IReactorTime, reactor)
+    factory = make_factory(config, clock)
     service = MultiService()
     ShutdownService(
         factory, reactor, timeout=config["shutdown-timeout"]
     ).setServiceParent(service)
-    for fd, family in options["fds"]:
-        endpoint = endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
-        StreamServerEndpointService(endpoint, factory).setServiceParent(service)
-    service.startService()
+    adopted = (
+        endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
+        for fd, family in options["fds"]
+    )
+    for listener in listeners(adopted, factory, clock, shared=True):
+        listener.setServiceParent(service)
+    try:
+        service.startService()
+    except Exception as e:
+        raise SystemExit(f"can't listen on the inherited sockets: {e}") from None
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    return factory
+
+
+def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
+    """
+    Serve the inherited sockets until stdin closes or a signal stops us,
+    reporting our counts on stdout.
+
+    @param reactor: the reactor.
+    @param argv: the command line, as L{WorkerOptions} reads it.
+    @return: fires when the parent has gone.
+    @raise SystemExit: if a socket can't be listened on.
+    """
+    factory = start_worker(reactor, *argv)
     reports = _Reports()
     StandardIO(reports, reactor=reactor)
 

@@ -4,17 +4,28 @@ Tests for L{echotwist.descriptors}.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import cast
 
-from twisted.internet.defer import succeed
+from twisted.internet import unix
+from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.descriptors import AcceptErrorSummary, SummarizedAcceptErrors
+from echotwist.descriptors import (
+    AcceptErrorSummary,
+    SharedSocketEndpoint,
+    SummarizedAcceptErrors,
+    endpoint_kind,
+    listeners,
+)
 
 CLOSED = "EMFILE recovery: Closed socket from {address}"
 RELEASE = "EMFILE encountered; releasing reserved file descriptor."
@@ -142,3 +153,114 @@ class SummarizedAcceptErrorsTests(SynchronousTestCase):
         )
         port = self.successResultOf(endpoint.listen(Factory()))
         self.assertFalse(hasattr(port, "_logger"))
+
+
+class _Listening:
+    """
+    An endpoint that has already listened: it hands back its port.
+    """
+
+    def __init__(self, port: object) -> None:
+        self.port = port
+
+    def listen(self, factory: object) -> object:
+        return succeed(self.port)
+
+
+class SharedSocketEndpointTests(SynchronousTestCase):
+    """
+    Tests for L{SharedSocketEndpoint}.
+    """
+
+    def setUp(self) -> None:
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        self.path = os.path.join(directory, "echo.sock")
+        self.reactor = MemoryReactor()
+        self.port = unix.Port(os.fsencode(self.path), Factory(), reactor=self.reactor)
+        self.port.startListening()
+        self.addCleanup(self.port.socket.close)
+
+    def test_stopOnlyStopsAccepting(self) -> None:
+        """
+        Stopping a shared UNIX port stops accepting on it, but leaves the
+        socket open and its path in place for the other processes (the port
+        itself would remove the path as it closed).
+        """
+        endpoint = SharedSocketEndpoint(_Listening(self.port))  # type: ignore[arg-type]
+        shared = self.successResultOf(endpoint.listen(Factory()))
+        self.assertEqual(shared.getHost(), self.port.getHost())
+        self.assertIn(self.port, self.reactor.getReaders())
+        shared.stopListening()
+        self.assertNotIn(self.port, self.reactor.getReaders())
+        self.assertTrue(self.port.connected)
+        self.assertTrue(os.path.exists(self.path))
+        shared.startListening()
+        self.assertIn(self.port, self.reactor.getReaders())
+
+
+class ListenersTests(SynchronousTestCase):
+    """
+    Tests for L{listeners}.
+    """
+
+    def test_summarized(self) -> None:
+        """
+        Each endpoint gets a service serving the factory, its accept errors
+        going to one summary shared by all.
+        """
+        factory = Factory()
+        reactor = MemoryReactor()
+        services = listeners(
+            [TCP4ServerEndpoint(reactor, 0), TCP4ServerEndpoint(reactor, 1)],
+            factory,
+            Clock(),
+        )
+        endpoints = [cast(SummarizedAcceptErrors, s.endpoint) for s in services]
+        self.assertEqual([type(e) for e in endpoints], [SummarizedAcceptErrors] * 2)
+        self.assertIs(endpoints[0].summary, endpoints[1].summary)
+        self.assertEqual([s.factory for s in services], [factory] * 2)
+
+    def test_shared(self) -> None:
+        """
+        Shared sockets only ever stop accepting, their accept errors summed
+        up all the same.
+        """
+        [service] = listeners(
+            [TCP4ServerEndpoint(MemoryReactor(), 0)], Factory(), Clock(), shared=True
+        )
+        endpoint = service.endpoint
+        assert isinstance(endpoint, SharedSocketEndpoint)
+        self.assertIsInstance(endpoint.endpoint, SummarizedAcceptErrors)
+
+    def test_failureRaised(self) -> None:
+        """
+        A service whose endpoint can't listen raises as it starts, so that
+        the process can say so and exit, rather than only logging it.
+        """
+
+        class Taken:
+            def listen(self, factory: object) -> object:
+                return fail(CannotListenError("", 9000, OSError("in use")))
+
+        [service] = listeners([Taken()], Factory(), Clock())  # type: ignore[list-item]
+        self.assertRaises(CannotListenError, service.privilegedStartService)
+
+
+class EndpointKindTests(SynchronousTestCase):
+    """
+    Tests for L{endpoint_kind}.
+    """
+
+    def test_kinds(self) -> None:
+        """
+        The type is what comes before the first colon, in lower case.
+        """
+        cases = {
+            "tcp:0": "tcp",
+            "TCP6:9000:interface=\\:\\:1": "tcp6",
+            "unix:/run/echo:backlog=5": "unix",
+            "systemd:domain=INET:index=0": "systemd",
+            "nosuch": "nosuch",
+        }
+        self.assertEqual({d: endpoint_kind(d) for d in cases}, cases)

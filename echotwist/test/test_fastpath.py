@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import socket
 
+from OpenSSL import SSL
+from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.internet.tcp import Connection
+from twisted.internet.tcp import Connection, Server
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from echotwist.fastpath import can_send_directly, send
 from echotwist.protocol import EchoFactory
@@ -50,6 +53,19 @@ def drain(peer: socket.socket) -> bytes:
             break
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@implementer(IOpenSSLContextFactory)
+class _BareContext:
+    """
+    A TLS context factory without certificates: enough to start TLS.
+    """
+
+    def getContext(self) -> SSL.Context:
+        """
+        @return: a bare context.
+        """
+        return SSL.Context(SSL.TLS_METHOD)
 
 
 class SendTests(SynchronousTestCase):
@@ -124,15 +140,29 @@ class SendTests(SynchronousTestCase):
 
     def test_tlsUsesWrite(self) -> None:
         """
-        A connection with TLS started on it is written through
-        C{transport.write} (which encrypts), never straight to the socket.
+        A connection with TLS started on it (C{startTLS}, before the protocol
+        is connected) is never written straight to the socket:
+        L{can_send_directly} refuses it, so L{Echo} echoes through
+        C{transport.write}, which encrypts.
         """
-        connection, peer, _reactor = connected(self)
-        connection.TLS = True
-        connection.write = lambda data: written.append(data)  # type: ignore[method-assign]
-        written: list[bytes] = []
-        send(connection, b"secret")
-        self.assertEqual((written, drain(peer)), ([b"secret"], b""))
+        ours, peer = socket.socketpair()
+        for end in ours, peer:
+            end.setblocking(False)
+            self.addCleanup(end.close)
+        protocol = EchoFactory(Clock()).buildProtocol(None)  # type: ignore[arg-type]
+        connection = Server(
+            ours,
+            protocol,
+            ("127.0.0.1", 57854),
+            None,  # type: ignore[arg-type]
+            0,
+            MemoryReactorClock(),
+        )
+        connection.startTLS(_BareContext())
+        self.assertFalse(can_send_directly(connection))
+        protocol.makeConnection(connection)
+        protocol.dataReceived(b"secret")
+        self.assertNotIn(b"secret", drain(peer))
 
     def test_sendErrorUsesWrite(self) -> None:
         """

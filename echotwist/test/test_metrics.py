@@ -14,7 +14,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.metrics import metrics_registry
-from echotwist.protocol import Echo, EchoFactory
+from echotwist.protocol import Echo, EchoFactory, RefusedEcho
 from echotwist.snapshot import (
     Snapshot,
     local_snapshots,
@@ -57,7 +57,8 @@ class SnapshotTests(SynchronousTestCase):
         first = connect(factory)
         first.dataReceived(b"hello")
         connect(factory).dataReceived(b"abc")
-        self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 2)))
+        refused = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 2))
+        self.assertIsInstance(refused, RefusedEcho)
         first.connectionLost()
         udp = [FakeDatagramEcho(3, 1), FakeDatagramEcho(4, 2)]
         self.assertEqual(

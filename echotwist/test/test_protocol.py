@@ -4,18 +4,24 @@ Tests for L{echotwist.protocol}.
 
 from __future__ import annotations
 
+import socket
+
+from OpenSSL import SSL
 from twisted.internet import main
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, UNIXAddress
-from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IHalfCloseableProtocol, IOpenSSLContextFactory
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.tcp import Connection
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
-from echotwist.protocol import Echo, EchoFactory, describe_peer
+from echotwist.protocol import Echo, EchoFactory, RefusedEcho, describe_peer
 
 PEER = IPv4Address("TCP", "127.0.0.1", 57854)
 
@@ -78,7 +84,8 @@ class EchoTests(SynchronousTestCase):
 
     def test_writeConnectionLost(self) -> None:
         """
-        When the client can no longer receive, the server closes.
+        Once our sending side is shut (which only C{loseWriteConnection}
+        does, and L{Echo} never calls it), the server closes.
         """
         protocol, transport = connect(self.factory)
         protocol.writeConnectionLost()
@@ -142,13 +149,69 @@ class IdleTimeoutTests(SynchronousTestCase):
 
     def test_idleConnectionClosed(self) -> None:
         """
-        A connection silent for C{idle_timeout} seconds is closed.
+        A connection silent for C{idle_timeout} seconds, with nothing left to
+        send, is closed cleanly (not aborted).
         """
         _, transport = connect(self.factory)
         self.clock.advance(9.9)
         self.assertFalse(transport.disconnecting)
-        self.clock.advance(0.1)
+        with capturedLogs() as events:
+            self.clock.advance(0.1)
         self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.disconnected)
+        [event] = events
+        self.assertEqual(
+            event["log_format"].format(**event),
+            "Closing ('127.0.0.1', 57854): idle for 10 s",
+        )
+
+    def test_stalledCloseAborted(self) -> None:
+        """
+        A connection closed for being idle that has still not closed one
+        more C{idle_timeout} later (its transport could not tell that echo
+        was waiting, as TLS can't) is aborted.
+        """
+        _, transport = connect(self.factory)
+        self.clock.advance(10)
+        self.assertEqual(
+            (transport.disconnecting, transport.disconnected), (True, False)
+        )
+        self.clock.advance(10)
+        self.assertTrue(transport.disconnected)
+
+    def test_nonReadingClientAborted(self) -> None:
+        """
+        A client that sends but stops reading, so that its echo can't drain
+        and reading from it is paused, is aborted at the idle timeout: its
+        connection ends and its slot is freed.
+        """
+        protocol, connection, reactor = socket_connection(self, idle_timeout=10)
+        factory = protocol.factory
+        protocol.dataReceived(b"x" * (4 << 20))  # more than the socket takes
+        self.assertTrue(connection.producerPaused)
+        with capturedLogs() as events:
+            reactor.advance(10)
+            reactor.advance(0)
+        self.assertEqual(factory.open_connections, set())
+        messages = [e["log_format"].format(**e) for e in events]
+        self.assertIn(
+            f"Aborting {protocol.peer}: nothing received for 10 s and its echo "
+            "not read",
+            messages,
+        )
+
+    def test_halfClosedNonReaderAborted(self) -> None:
+        """
+        A client that half-closes and never reads its echo is aborted at the
+        idle timeout rather than held open until the echo drains.
+        """
+        protocol, connection, reactor = socket_connection(self, idle_timeout=10)
+        protocol.dataReceived(b"x" * (4 << 20))
+        protocol.readConnectionLost()
+        self.assertTrue(connection.disconnecting)
+        reactor.advance(10)
+        reactor.advance(0)
+        self.assertEqual(protocol.factory.open_connections, set())
 
     def test_tricklingConnectionKept(self) -> None:
         """
@@ -177,6 +240,32 @@ class IdleTimeoutTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
+def socket_connection(
+    test: SynchronousTestCase, idle_timeout: float
+) -> tuple[Echo, Connection, MemoryReactorClock]:
+    """
+    Serve an L{Echo} on one end of a socket pair, through Twisted's own
+    L{Connection} and a L{MemoryReactorClock} that is also the factory's
+    clock.
+
+    @param test: the test, to close the sockets when it ends.
+    @param idle_timeout: the factory's idle timeout.
+    @return: the protocol, its connection and the reactor; the peer reads
+        nothing.
+    """
+    ours, peer = socket.socketpair()
+    for end in ours, peer:
+        end.setblocking(False)
+        test.addCleanup(end.close)
+    reactor = MemoryReactorClock()
+    protocol = EchoFactory(reactor, idle_timeout=idle_timeout).buildProtocol(PEER)
+    connection = Connection(ours, protocol, reactor)
+    connection.connected = True
+    connection.getPeer = lambda: PEER  # type: ignore[method-assign]
+    protocol.makeConnection(connection)
+    return protocol, connection, reactor
+
+
 class ConnectionLimitTests(SynchronousTestCase):
     """
     Tests for L{EchoFactory}'s connection limit and counters.
@@ -187,15 +276,62 @@ class ConnectionLimitTests(SynchronousTestCase):
 
     def test_refusesOverLimit(self) -> None:
         """
-        At the limit, C{buildProtocol} returns L{None} (the port then closes
-        the socket at once) and counts the refusal.
+        At the limit, C{buildProtocol} returns a L{RefusedEcho}, which closes
+        its connection as soon as it is made; the refusal is counted, the
+        connection is never counted as open, and its end logs nothing.
         """
         connect(self.factory)
         connect(self.factory)
-        self.assertIsNone(self.factory.buildProtocol(PEER))
-        self.assertIsNone(self.factory.buildProtocol(PEER))
+        for _ in range(2):
+            refused = self.factory.buildProtocol(PEER)
+            self.assertIsInstance(refused, RefusedEcho)
+            transport = StringTransport(peerAddress=PEER)
+            with capturedLogs() as events:
+                refused.makeConnection(transport)
+                refused.connectionLost(Failure(ConnectionDone()))
+            self.assertTrue(transport.disconnecting)
+            self.assertEqual(list(events), [])
         self.assertEqual(self.factory.refused_total, 2)
         self.assertEqual(self.factory.connections_total, 2)
+        self.assertEqual(len(self.factory.open_connections), 2)
+
+    def test_refusedUnderTLS(self) -> None:
+        """
+        Over the limit behind a TLS wrapper (an C{ssl:} port) the wrapper has
+        a protocol to deliver the connection to: the TCP connection under it
+        is closed at once and its end raises nothing (with L{None}, the
+        wrapper raised on connect and on close and never closed the socket).
+        """
+        connect(self.factory)
+        connect(self.factory)
+        tls = TLSMemoryBIOFactory(_NoCertificate(), False, self.factory)
+        wrapper = tls.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        wrapper.makeConnection(transport)
+        self.assertTrue(transport.disconnecting)
+        wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.factory.refused_total, 1)
+        self.assertEqual(len(self.factory.open_connections), 2)
+
+    def test_refusedClosedCleanlyAtOnce(self) -> None:
+        """
+        A refused TCP connection is closed on the first write event, with
+        nothing to wait for, and cleanly: the client reads an end of file,
+        not a reset.
+        """
+        connect(self.factory)
+        connect(self.factory)
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            client = socket.create_connection(server.getsockname())
+            self.addCleanup(client.close)
+            ours, _ = server.accept()
+        refused = self.factory.buildProtocol(PEER)
+        connection = Connection(ours, refused, MemoryReactorClock())
+        connection.connected = True
+        refused.makeConnection(connection)
+        self.assertIs(connection.doWrite(), main.CONNECTION_DONE)
+        connection.connectionLost(Failure(ConnectionDone()))  # as the reactor does
+        self.assertEqual(client.recv(1), b"")
 
     def test_acceptsAgainWhenSlotFrees(self) -> None:
         """
@@ -240,6 +376,20 @@ class ConnectionLimitTests(SynchronousTestCase):
         self.assertEqual(factory.open_connections, {b})
         self.assertEqual(factory.connections_total, 2)
         self.assertEqual(factory.bytes_echoed, 5)
+
+
+@implementer(IOpenSSLContextFactory)
+class _NoCertificate:
+    """
+    A TLS server context factory without a certificate: enough for a
+    connection that ends before its handshake starts.
+    """
+
+    def getContext(self) -> SSL.Context:
+        """
+        @return: a bare server context.
+        """
+        return SSL.Context(SSL.TLS_SERVER_METHOD)
 
 
 class _FDSetRecorder:

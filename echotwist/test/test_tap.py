@@ -5,9 +5,11 @@ Tests for L{echotwist.tap} and the twistd plugin that points at it.
 from __future__ import annotations
 
 import os
+import tempfile
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IServiceMaker, Service
+from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
 from twisted.plugin import getPlugins
@@ -111,6 +113,8 @@ class OptionsTests(SynchronousTestCase):
             (["--port", "-1"], "--port -1"),
             (["--port", "nosuch:9000"], "--port 'nosuch:9000"),
             (["--port", "tcp:notaport"], "--port 'tcp:notaport"),
+            (["--port", "\u00b2"], "--port '\u00b2'"),
+            (["--port", "\u0663"], "--port '\u0663'"),
             (["--backlog", "0"], "--backlog '0'"),
             (["--backlog", "many"], "--backlog 'many'"),
             (["--max-connections", "-3"], "--max-connections '-3'"),
@@ -124,11 +128,61 @@ class OptionsTests(SynchronousTestCase):
                 error = self.assertRaises(UsageError, parse, *argv)
                 self.assertIn(message, str(error))
 
+    def test_keyFileNotPEM(self) -> None:
+        """
+        An C{ssl:} port whose key file is not PEM is a L{UsageError} naming
+        the option, not OpenSSL's exception.
+        """
+        with tempfile.NamedTemporaryFile("w", suffix=".pem") as key:
+            key.write("not a key\n")
+            key.flush()
+            path = key.name
+            error = self.assertRaises(
+                UsageError, parse, "--port", f"ssl:0:privateKey={path}"
+            )
+        self.assertIn(f"--port 'ssl:0:privateKey={path}", str(error))
+
+    def test_anyEndpointError(self) -> None:
+        """
+        Whatever an endpoint parser or plugin raises is a L{UsageError}
+        naming the option; an exception without a message is named by its
+        type.
+        """
+
+        def broken(reactor: object, description: str) -> None:
+            raise RuntimeError()
+
+        self.patch(endpoints, "serverFromString", broken)
+        error = self.assertRaises(UsageError, parse, "--port", "tcp:0")
+        self.assertEqual(str(error), "--port 'tcp:0:backlog=1024': RuntimeError")
+
     def test_unknownOption(self) -> None:
         """
         An unknown option is a L{UsageError}.
         """
         self.assertRaises(UsageError, parse, "--colour", "blue")
+
+
+class PortNumberTests(SynchronousTestCase):
+    """
+    Tests for L{tap.port_number}.
+    """
+
+    def test_numbers(self) -> None:
+        """
+        ASCII digits, with an optional minus sign, are read as a number
+        whether or not it is a valid port.
+        """
+        for text, number in [("0", 0), ("9000", 9000), ("-1", -1), ("70000", 70000)]:
+            self.assertEqual(tap.port_number(text), number)
+
+    def test_notNumbers(self) -> None:
+        """
+        Anything else, including digits C{int} rejects or that are not
+        ASCII, is not a port number.
+        """
+        for text in ["", "-", "tcp:9000", "9k", "\u00b2", "\u0663", "\uff11", "+1"]:
+            self.assertIsNone(tap.port_number(text))
 
 
 class MakeServiceTests(SynchronousTestCase):

@@ -42,7 +42,7 @@ class UDPAddressTests(SynchronousTestCase):
         """
         A missing, non-numeric or too large port is a usage error.
         """
-        for bad in ["", "x", "127.0.0.1:", "65536", "1:-1", "\uff11\uff12"]:
+        for bad in ["", "x", "127.0.0.1:", "65536", "1:-1", "\uff11\uff12", "\u00b2"]:
             self.assertRaises(usage.UsageError, udp_address, bad)
 
 
@@ -112,6 +112,17 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual((protocol.rate, protocol.burst), (2.0, 3))
         assert isinstance(tcp, StreamServerEndpointService)
         self.assertIsInstance(tcp.endpoint, SummarizedAcceptErrors)
+
+    def test_largeDatagramsWhole(self) -> None:
+        """
+        The UDP listener reads datagrams of up to 65535 bytes: Twisted's
+        default of 8192 would echo a 10,000-byte datagram cut short.
+        """
+        service = makeService(parse("--udp", "0", "--port", "tcp:0"))
+        [shutdown] = service
+        assert isinstance(shutdown, ShutdownService)
+        [udp] = (s for s in shutdown if isinstance(s, UDPServer))
+        self.assertEqual(udp.kwargs["maxPacketSize"], 65535)
 
     def test_noUDPByDefault(self) -> None:
         """

@@ -4,6 +4,7 @@ Tests for L{echotwist.workers}: the parent's side, with a fake reactor.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from typing import Any
@@ -12,21 +13,27 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs
+from twisted.logger import Logger, capturedLogs
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import workers
+from echotwist.descriptors import AcceptErrorSummary
 from echotwist.protocol import EchoFactory
 from echotwist.snapshot import Snapshot
 from echotwist.tap import Options
+
+#: A short time, exact in binary so that clock sums are exact too.
+TICK = 2**-10
 
 
 class FakePort:
     """
     A listening port with a real socket, that records what the pool does.
     """
+
+    _logger = Logger()
 
     def __init__(self, port: int) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -36,6 +43,9 @@ class FakePort:
 
     def getHost(self) -> IPv4Address:
         return self.address
+
+    def startReading(self) -> None:
+        self.reading = True
 
     def stopReading(self) -> None:
         self.reading = False
@@ -93,6 +103,27 @@ class FakeReactor(MemoryReactorClock):
         protocol.makeConnection(process)
         self.processes.append((protocol, process))
         return process
+
+
+class AdoptingReactor(MemoryReactorClock):
+    """
+    A memory reactor whose adopted ports are L{FakePort}s, or that fails to
+    adopt with C{error}.
+    """
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__()
+        self.error = error
+        self.adopted: list[tuple[int, socket.AddressFamily, FakePort]] = []
+
+    def adoptStreamPort(
+        self, fileno: int, addressFamily: socket.AddressFamily, factory: Factory
+    ) -> FakePort:
+        if self.error is not None:
+            raise self.error
+        port = FakePort(0)
+        self.adopted.append((fileno, addressFamily, port))
+        return port
 
 
 def end(protocol: ProcessProtocol, process: FakeProcess) -> None:
@@ -275,6 +306,39 @@ class WorkerPoolTests(SynchronousTestCase):
         self.assertEqual(self.reactor.processes[2][1].args[3:5], ["--worker", "1"])
         self.assertEqual(sorted(self.pool.workers), [1, 2])
 
+    def restart_delay(self, index: int) -> float:
+        """
+        End worker C{index} now and wait for the pool to start it again.
+
+        @return: how long that took, by the reactor's clock: the delay the
+            pool logged, checked against when the worker came back.
+        """
+        worker = self.pool.workers[index]
+        with capturedLogs() as events:
+            end(worker, worker.transport)  # type: ignore[arg-type]
+        [delay] = [e["delay"] for e in events if "delay" in e]
+        self.reactor.advance(delay - TICK)
+        self.assertNotIn(index, self.pool.workers)
+        self.reactor.advance(TICK)
+        self.assertIn(index, self.pool.workers)
+        return float(delay)
+
+    def test_restart_backoff(self) -> None:
+        """
+        A worker that keeps dying as soon as it starts waits twice as long
+        each time before it is restarted, at most
+        L{workers.MAX_RESTART_DELAY}; one that has run for
+        L{workers.STABLE_AFTER} is restarted after L{workers.RESTART_DELAY}
+        again.  Each worker has its own delay.
+        """
+        delays = [self.restart_delay(1) for _ in range(8)]
+        self.assertEqual(delays, [1, 2, 4, 8, 16, 32, 60, 60])
+        self.reactor.advance(workers.STABLE_AFTER - TICK)
+        self.assertEqual(self.restart_delay(1), 60)
+        self.assertEqual(self.restart_delay(2), workers.RESTART_DELAY)
+        self.reactor.advance(workers.STABLE_AFTER)
+        self.assertEqual(self.restart_delay(1), workers.RESTART_DELAY)
+
     def test_stop(self) -> None:
         """
         Stopping sends every worker SIGTERM, finishes once all have exited,
@@ -353,4 +417,59 @@ class WorkerPoolTests(SynchronousTestCase):
             protocol.errReceived(b"[-] Connected by x\n[-] half")
         self.assertEqual(
             [(e["index"], e["line"]) for e in events], [(2, "[-] Connected by x")]
+        )
+
+
+class StartWorkerTests(SynchronousTestCase):
+    """
+    Tests for L{workers.start_worker}: a worker's side, with a fake reactor.
+    """
+
+    def test_listenersLikeTwistdEcho(self) -> None:
+        """
+        A worker serves each inherited socket with the echo options as
+        C{twistd echo} serves a port, its accept errors summed up; stopping
+        as the reactor shuts down only stops accepting (the parent closes
+        the sockets).
+        """
+        reactor = AdoptingReactor()
+        # Each is closed once adopted, as the worker's inherited fds are.
+        first, second = socket.socket().detach(), socket.socket().detach()
+        factory = workers.start_worker(
+            reactor,
+            "--fd",
+            f"{first}:AF_INET",
+            "--fd",
+            f"{second}:AF_INET6",
+            "--",
+            "--verbose",
+        )
+        self.assertTrue(factory.verbose)
+        for _, _, port in reactor.adopted:
+            self.addCleanup(port.socket.close)
+        self.assertEqual(
+            [(fd, family) for fd, family, _ in reactor.adopted],
+            [(first, socket.AF_INET), (second, socket.AF_INET6)],
+        )
+        ports = [port for _, _, port in reactor.adopted]
+        for port in ports:
+            self.assertIsInstance(port._logger.observer, AcceptErrorSummary)
+        [(stop, args, kwargs)] = reactor.triggers["before"]["shutdown"]
+        self.successResultOf(stop(*args, **kwargs))
+        self.assertEqual([(p.listening, p.reading) for p in ports], [(True, False)] * 2)
+
+    def test_listenFailureExits(self) -> None:
+        """
+        A worker that can't listen on an inherited socket exits with an
+        error naming why, rather than running on without it.
+        """
+        reactor = AdoptingReactor(OSError(errno.EBADF, "Bad file descriptor"))
+        fd = socket.socket().detach()
+        self.addCleanup(os.close, fd)
+        error = self.assertRaises(
+            SystemExit, workers.start_worker, reactor, "--fd", f"{fd}:AF_INET"
+        )
+        self.assertEqual(
+            error.code,
+            "can't listen on the inherited sockets: [Errno 9] Bad file descriptor",
         )
