@@ -16,6 +16,8 @@ from echotwist.client import EchoMismatch, EchoTimeout
 
 #: The largest payload of one UDP datagram over IPv4.
 MAX_DATAGRAM = 65507
+#: Bytes the client's port reads per datagram: any UDP payload, whole.
+RECEIVE_SIZE = 65535
 
 
 class UDPEchoClientProtocol(DatagramProtocol):
@@ -136,7 +138,9 @@ async def echo_udp(
         address = ipaddress.ip_address(host)
     protocol = UDPEchoClientProtocol(data, host, port, reactor, timeout, retries)
     interface = "::" if address.version == 6 else "0.0.0.0"
-    listening = reactor.listenUDP(0, protocol, interface=interface)
+    listening = reactor.listenUDP(
+        0, protocol, interface=interface, maxPacketSize=RECEIVE_SIZE
+    )
     try:
         return await protocol.finished
     finally:

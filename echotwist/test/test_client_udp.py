@@ -5,15 +5,64 @@ Tests for L{echotwist.client.udp} and the client's C{--udp} option.
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client import EchoMismatch, EchoTimeout
 from echotwist.client.__main__ import ClientExit, build_parser, run_udp
-from echotwist.client.udp import MAX_DATAGRAM, UDPEchoClientProtocol
+from echotwist.client.udp import MAX_DATAGRAM, UDPEchoClientProtocol, echo_udp
 from echotwist.test.test_udp import FakeDatagramTransport
 
 SERVER = ("127.0.0.1", 7007)
+
+
+class FakeUDPReactor(Clock):
+    """
+    A clock that also listens on fake UDP ports and resolves names only when
+    the test says.
+
+    @ivar listening: C{(port, protocol, interface, maxPacketSize)} for each
+        C{listenUDP}.
+    @ivar transport: what every listening protocol writes to.
+    @ivar resolving: the L{Deferred} handed out for each name resolved.
+    @ivar stopped: how many ports have stopped listening.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening: list[tuple[int, DatagramProtocol, str, int]] = []
+        self.transport = FakeDatagramTransport()
+        self.resolving: dict[str, Deferred[str]] = {}
+        self.stopped = 0
+
+    def resolve(self, name: str) -> Deferred[str]:
+        """
+        @return: a L{Deferred} for C{name}'s address, fired by the test.
+        """
+        return self.resolving.setdefault(name, Deferred())
+
+    def listenUDP(
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+    ) -> FakeUDPReactor:
+        """
+        Start C{protocol} on L{transport} at once, as Twisted does.
+
+        @return: this reactor, standing in for the port.
+        """
+        self.listening.append((port, protocol, interface, maxPacketSize))
+        protocol.makeConnection(self.transport)  # type: ignore[arg-type]
+        return self
+
+    def stopListening(self) -> None:
+        """
+        Count a port stopped.
+        """
+        self.stopped += 1
 
 
 def start(
@@ -87,6 +136,27 @@ class UDPEchoClientProtocolTests(SynchronousTestCase):
         protocol.datagramReceived(b"pint", SERVER)
         failure = self.failureResultOf(protocol.finished, EchoMismatch)
         self.assertEqual(failure.value.offset, 3)
+
+
+class EchoUDPTests(SynchronousTestCase):
+    """
+    Tests for L{echo_udp}.
+    """
+
+    def test_wholeLargeDatagram(self) -> None:
+        """
+        The client's port reads datagrams of up to 65,535 bytes, not
+        Twisted's default 8,192, so a long echo is not cut short; the port
+        stops once the echo is back.
+        """
+        reactor = FakeUDPReactor()
+        data = bytes(range(256)) * 40
+        d = Deferred.fromCoroutine(echo_udp(reactor, *SERVER, data))
+        [(_, protocol, interface, size)] = reactor.listening
+        self.assertEqual((interface, size), ("0.0.0.0", 65535))
+        protocol.datagramReceived(data, SERVER)
+        self.assertEqual(self.successResultOf(d), data)
+        self.assertEqual(reactor.stopped, 1)
 
 
 class RunUDPTests(SynchronousTestCase):
