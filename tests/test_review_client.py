@@ -81,3 +81,28 @@ def test_udp_long_echo(udp_echo: int) -> None:
     )
     assert (result.returncode, result.stderr) == (0, b"")
     assert result.stdout == data
+
+
+@pytest.fixture
+def udp_echo6() -> Iterator[int]:
+    """
+    A UDP echo on C{::1}, or a skip where IPv6 is off.
+
+    @return: its port.
+    """
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        yield from _udp_echo(socket.AF_INET6, "::1")
+    except OSError as e:
+        pytest.skip(f"no IPv6 loopback: {e}")
+
+
+def test_udp_ipv6_written_long(udp_echo6: int) -> None:
+    """
+    C{--host ::0001} gets its echo, though the reply comes from C{::1}.
+    """
+    result = _client(
+        "--udp", "--host", "::0001", "--port", str(udp_echo6), "--timeout", "2", "hi"
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"hi\n", b"")

@@ -24,6 +24,9 @@ class UDPEchoClientProtocol(DatagramProtocol):
     """
     Send C{data} to one address and wait for the same bytes back.
 
+    Addresses are compared as addresses, not text: a reply from C{::1}
+    answers a datagram sent to C{::0001}.
+
     The socket is not connected: on Linux, Twisted's UDP port takes the
     ICMP error a connected socket reports on read as fatal and stops, so a
     closed server port simply means no reply, and L{EchoTimeout}.
@@ -43,7 +46,7 @@ class UDPEchoClientProtocol(DatagramProtocol):
         retries: int,
     ) -> None:
         self._data = data
-        self._host = host
+        self._address = ipaddress.ip_address(host)
         self._port = port
         self._clock = clock
         self._timeout = timeout
@@ -70,7 +73,7 @@ class UDPEchoClientProtocol(DatagramProtocol):
             return
         self.attempts += 1
         self._timer = self._clock.callLater(self._timeout, self._send)
-        self.transport.write(self._data, (self._host, self._port))  # type: ignore[union-attr]
+        self.transport.write(self._data, (str(self._address), self._port))  # type: ignore[union-attr]
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         """
@@ -80,7 +83,7 @@ class UDPEchoClientProtocol(DatagramProtocol):
         @param addr: where it came from; anything not from the server is
             ignored.
         """
-        if self.finished.called or tuple(addr[:2]) != (self._host, self._port):
+        if self.finished.called or not self._from_server(addr):
             return
         if datagram == self._data:
             self._done(None)
@@ -93,6 +96,15 @@ class UDPEchoClientProtocol(DatagramProtocol):
             EchoMismatch(
                 offset, self._data[offset : offset + 16], datagram[offset : offset + 16]
             )
+        )
+
+    def _from_server(self, addr: Any) -> bool:
+        """
+        @param addr: where a datagram came from.
+        @return: whether that is the server's address and port.
+        """
+        return bool(
+            addr[1] == self._port and ipaddress.ip_address(addr[0]) == self._address
         )
 
     def _done(self, error: Exception | None) -> None:

@@ -128,6 +128,21 @@ class UDPEchoClientProtocolTests(SynchronousTestCase):
         protocol.datagramReceived(b"pong", ("127.0.0.1", 9999))
         self.assertNoResult(protocol.finished)
 
+    def test_addressesComparedAsAddresses(self) -> None:
+        """
+        A reply from C{::1} answers a datagram sent to C{::0001}: the same
+        address, written another way.
+        """
+        protocol = UDPEchoClientProtocol(b"ping", "::0001", 7007, Clock(), 1.0, 0)
+        transport = FakeDatagramTransport()
+        protocol.transport = transport  # type: ignore[assignment]
+        protocol.startProtocol()
+        self.assertEqual(transport.written, [(b"ping", ("::1", 7007))])
+        protocol.datagramReceived(b"pong", ("::2", 7007, 0, 0))
+        self.assertNoResult(protocol.finished)
+        protocol.datagramReceived(b"ping", ("::1", 7007, 0, 0))
+        self.assertEqual(self.successResultOf(protocol.finished), b"ping")
+
     def test_mismatch(self) -> None:
         """
         A different reply fails the echo with the offset of the difference.
