@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import BinaryIO, NoReturn
 
 from twisted.internet import task
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError, DNSLookupError
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
@@ -23,7 +22,6 @@ from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from echotwist.client import EchoError, EchoTimeout, EchoTLSFailed, start_echo
 from echotwist.client.udp import MAX_DATAGRAM, echo_udp
 
-EXIT_OK = 0
 EXIT_CONNECT = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
@@ -150,6 +148,15 @@ def read_message(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
     return os.fsencode(args.message)
 
 
+def _target(args: argparse.Namespace) -> str:
+    """
+    @return: the server, as error messages name it.
+    """
+    if args.udp:
+        return f"udp:{args.host}:{args.port}"
+    return args.connect or f"{args.host}:{args.port}"
+
+
 async def run(
     reactor: IReactorTime,
     args: argparse.Namespace,
@@ -163,17 +170,12 @@ async def run(
     @raise ClientExit: for every expected failure.
     """
     data = read_message(args, stdin)
-    if args.udp:
-        reply = await run_udp(reactor, args, data)
-        stdout.write(reply if args.message == "-" else reply + b"\n")
-        stdout.flush()
-        return
-    endpoint = make_endpoint(reactor, args)
-    target = args.connect or f"{args.host}:{args.port}"
-    started = reactor.seconds()
-    protocol, finished = start_echo(reactor, endpoint, data, args.timeout)
+    target = _target(args)
     try:
-        reply = await finished
+        if args.udp:
+            reply = await run_udp(reactor, args, data)
+        else:
+            reply = await run_tcp(reactor, args, data, stderr)
     except EchoTimeout as e:
         raise ClientExit(EXIT_TIMEOUT, f"{target}: {e}") from None
     except EchoTLSFailed as e:
@@ -184,16 +186,33 @@ async def run(
         raise ClientExit(
             EXIT_CONNECT, f"cannot connect to {target}: {_reason(e)}"
         ) from None
+    stdout.write(reply if args.message == "-" else reply + b"\n")
+    stdout.flush()
+
+
+async def run_tcp(
+    reactor: IReactorTime, args: argparse.Namespace, data: bytes, stderr: BinaryIO
+) -> bytes:
+    """
+    Do one echo over a stream connection; with C{-v}, report its timings on
+    C{stderr}.
+
+    @return: the echo.
+    @raise ClientExit: for a C{--connect} Twisted can't parse.
+    """
+    endpoint = make_endpoint(reactor, args)
+    started = reactor.seconds()
+    protocol, finished = start_echo(reactor, endpoint, data, args.timeout)
+    reply = await finished
     ended = reactor.seconds()
     if args.verbose and protocol.connected_at is not None:
         stderr.write(
-            f"{PROG}: connected to {target} in "
+            f"{PROG}: connected to {_target(args)} in "
             f"{(protocol.connected_at - started) * 1000:.3f} ms; "
             f"{len(reply)} bytes echoed in "
             f"{(ended - protocol.connected_at) * 1000:.3f} ms\n".encode()
         )
-    stdout.write(reply if args.message == "-" else reply + b"\n")
-    stdout.flush()
+    return reply
 
 
 async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> bytes:
@@ -201,9 +220,8 @@ async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> byt
     Do one echo over UDP.
 
     @return: the echo.
-    @raise ClientExit: for every expected failure.
+    @raise ClientExit: for options UDP can't take.
     """
-    target = f"udp:{args.host}:{args.port}"
     if args.connect is not None:
         raise ClientExit(EXIT_USAGE, "--udp takes --host and --port, not --connect")
     if len(data) > MAX_DATAGRAM:
@@ -211,18 +229,9 @@ async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> byt
             EXIT_USAGE,
             f"--udp: {len(data)} bytes is over one datagram ({MAX_DATAGRAM})",
         )
-    try:
-        return await echo_udp(
-            reactor, args.host, args.port, data, args.timeout, args.retries
-        )
-    except EchoTimeout as e:
-        raise ClientExit(
-            EXIT_TIMEOUT, f"{target}: {e} ({args.retries + 1} tries)"
-        ) from None
-    except EchoError as e:
-        raise ClientExit(EXIT_MISMATCH, f"{target}: {e}") from None
-    except (ConnectError, DNSLookupError) as e:
-        raise ClientExit(EXIT_CONNECT, f"cannot reach {target}: {_reason(e)}") from None
+    return await echo_udp(
+        reactor, args.host, args.port, data, args.timeout, args.retries
+    )
 
 
 def _reason(error: Exception) -> str:
@@ -249,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             print(f"{PROG}: {e}", file=sys.stderr)
             raise SystemExit(e.code) from None
 
-    task.react(lambda reactor: Deferred.fromCoroutine(react_main(reactor)))
+    task.react(react_main)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ class UDPEchoClientProtocol(DatagramProtocol):
             return
         if self.attempts > self._retries:
             total = self._timeout * self.attempts
-            self._done(EchoTimeout(total))
+            message = f"no complete echo within {total:g} s ({self.attempts} tries)"
+            self._done(EchoTimeout(total, message))
             return
         self.attempts += 1
         self._timer = self._clock.callLater(self._timeout, self._send)
@@ -87,16 +88,8 @@ class UDPEchoClientProtocol(DatagramProtocol):
             return
         if datagram == self._data:
             self._done(None)
-            return
-        offset = next(
-            (i for i, (a, b) in enumerate(zip(datagram, self._data)) if a != b),
-            min(len(datagram), len(self._data)),
-        )
-        self._done(
-            EchoMismatch(
-                offset, self._data[offset : offset + 16], datagram[offset : offset + 16]
-            )
-        )
+        else:
+            self._done(EchoMismatch.between(self._data, datagram))
 
     def _from_server(self, addr: Any) -> bool:
         """

@@ -152,6 +152,29 @@ class EchoTests(SynchronousTestCase):
         self.failureResultOf(d, ConnectionRefusedError)
 
 
+class EchoMismatchTests(SynchronousTestCase):
+    """
+    Tests for L{EchoMismatch.between}.
+    """
+
+    def test_firstDifference(self) -> None:
+        """
+        The mismatch is at the first differing byte, counted from the start
+        of the whole message, with up to 16 bytes of each side from there.
+        """
+        mismatch = EchoMismatch.between(b"abcdef", b"abXdeY", start=10)
+        self.assertEqual(mismatch.offset, 12)
+        self.assertIn("sent b'cdef', got b'XdeY'", str(mismatch))
+
+    def test_lengthsDiffer(self) -> None:
+        """
+        Where one side is a prefix of the other, the mismatch is where the
+        shorter ends.
+        """
+        self.assertEqual(EchoMismatch.between(b"abc", b"ab").offset, 2)
+        self.assertEqual(EchoMismatch.between(b"ab", b"abc").offset, 2)
+
+
 class ParserTests(SynchronousTestCase):
     """
     Tests for the command line's argument parsing.

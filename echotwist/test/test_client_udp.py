@@ -4,13 +4,21 @@ Tests for L{echotwist.client.udp} and the client's C{--udp} option.
 
 from __future__ import annotations
 
+import io
+
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client import EchoMismatch, EchoTimeout
-from echotwist.client.__main__ import ClientExit, build_parser, run_udp
+from echotwist.client.__main__ import (
+    EXIT_TIMEOUT,
+    ClientExit,
+    build_parser,
+    run,
+    run_udp,
+)
 from echotwist.client.udp import MAX_DATAGRAM, UDPEchoClientProtocol, echo_udp
 from echotwist.test.test_udp import FakeDatagramTransport
 
@@ -178,6 +186,44 @@ class RunUDPTests(SynchronousTestCase):
     """
     Tests for the command line's C{--udp} checks.
     """
+
+    def setUp(self) -> None:
+        self.reactor = FakeUDPReactor()
+        self.stdout = io.BytesIO()
+
+    def start(self, *argv: str) -> Deferred[None]:
+        """
+        Run the command line with C{--udp} against the fake reactor.
+        """
+        args = build_parser().parse_args(["--udp", *argv])
+        return Deferred.fromCoroutine(
+            run(self.reactor, args, io.BytesIO(), self.stdout, io.BytesIO())
+        )
+
+    def test_printsEcho(self) -> None:
+        """
+        The echo is printed with a newline, as over TCP.
+        """
+        d = self.start("--host", "127.0.0.1", "--port", "7007", "ping")
+        [(_, protocol, _, _)] = self.reactor.listening
+        protocol.datagramReceived(b"ping", SERVER)
+        self.successResultOf(d)
+        self.assertEqual(self.stdout.getvalue(), b"ping\n")
+
+    def test_timeoutCountsTries(self) -> None:
+        """
+        No reply to any try exits 3, saying how many tries were made.
+        """
+        d = self.start("--host", "127.0.0.1", "--timeout", "1", "--retries", "1", "x")
+        self.reactor.advance(1)
+        self.reactor.advance(1)
+        failure = self.failureResultOf(d, ClientExit)
+        self.assertEqual(failure.value.code, EXIT_TIMEOUT)
+        self.assertEqual(
+            str(failure.value),
+            "udp:127.0.0.1:9000: no complete echo within 2 s (2 tries)",
+        )
+        self.assertEqual(self.reactor.stopped, 1)
 
     def test_tooLarge(self) -> None:
         """
