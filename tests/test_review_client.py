@@ -106,3 +106,23 @@ def test_udp_ipv6_written_long(udp_echo6: int) -> None:
         "--udp", "--host", "::0001", "--port", str(udp_echo6), "--timeout", "2", "hi"
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, b"hi\n", b"")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--udp", "--host", "255.255.255.255", "hi"],
+        ["--host", "a..b", "hi"],
+        ["--udp", "--host", "a..b", "hi"],
+        ["--connect", "tcp:host=a..b:port=1", "hi"],
+    ],
+)
+def test_cannot_connect(argv: list[str]) -> None:
+    """
+    A broadcast address, or a host name that can't be valid, over TCP or
+    UDP: exit 1 with one line, not a traceback or a hang.
+    """
+    result = _client(*argv)
+    assert result.returncode == 1
+    [line] = result.stderr.decode().splitlines()
+    assert line.startswith("echotwist-client: cannot connect to ")

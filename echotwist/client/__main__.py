@@ -12,12 +12,20 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from twisted.internet import task
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
-from twisted.internet.error import ConnectError, DNSLookupError
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.error import CannotListenError, ConnectError, DNSLookupError
+from twisted.internet.interfaces import (
+    IAddress,
+    IHostnameResolver,
+    IHostResolution,
+    IReactorTime,
+    IResolutionReceiver,
+    IStreamClientEndpoint,
+)
+from zope.interface import implementer
 
 from echotwist.client import EchoError, EchoTimeout, EchoTLSFailed, start_echo
 from echotwist.client.udp import MAX_DATAGRAM, echo_udp
@@ -38,6 +46,60 @@ class ClientExit(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+@implementer(IHostResolution)
+class _Unresolvable:
+    """
+    The finished resolution of a name that has no address.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def cancel(self) -> None:
+        """
+        Nothing to stop: the resolution is over.
+        """
+
+
+@implementer(IHostnameResolver)
+class EncodableNamesResolver:
+    """
+    Resolve names with another resolver, except that a name
+    C{socket.getaddrinfo} can't encode (C{a..b}, a label over 63 characters)
+    has no address, at once: Twisted's threaded resolver raises
+    C{UnicodeError} in its thread for one, logs it as unhandled, and never
+    answers.
+    """
+
+    def __init__(self, resolver: IHostnameResolver) -> None:
+        """
+        @param resolver: the resolver for every other name.
+        """
+        self._resolver = resolver
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Sequence[type[IAddress]] | None = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
+        """
+        See L{IHostnameResolver.resolveHostName}.
+        """
+        try:
+            hostName.encode("idna")
+        except UnicodeError:
+            resolution = _Unresolvable(hostName)
+            resolutionReceiver.resolutionBegan(resolution)
+            resolutionReceiver.resolutionComplete()
+            return resolution
+        return self._resolver.resolveHostName(
+            resolutionReceiver, hostName, portNumber, addressTypes, transportSemantics
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +197,10 @@ def make_endpoint(reactor: object, args: argparse.Namespace) -> IStreamClientEnd
         endpoint: IStreamClientEndpoint = clientFromString(reactor, args.connect)
         return endpoint
     except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
-        raise ClientExit(EXIT_USAGE, f"--connect {args.connect!r}: {e}") from None
+        # UnlistableError (a trustRoots directory that can't be read) says
+        # nothing itself: its originalException says why.
+        reason = getattr(e, "originalException", e)
+        raise ClientExit(EXIT_USAGE, f"--connect {args.connect!r}: {reason}") from None
 
 
 def read_message(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
@@ -182,7 +247,9 @@ async def run(
         raise ClientExit(EXIT_CONNECT, f"cannot connect to {target}: {e}") from None
     except EchoError as e:
         raise ClientExit(EXIT_MISMATCH, f"{target}: {e}") from None
-    except (ConnectError, DNSLookupError) as e:
+    except (ConnectError, CannotListenError, OSError, ValueError) as e:
+        # OSError: DNSLookupError, or a datagram the OS would not send;
+        # ValueError: a host name that is not valid.
         raise ClientExit(
             EXIT_CONNECT, f"cannot connect to {target}: {_reason(e)}"
         ) from None
@@ -236,9 +303,17 @@ async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> byt
 
 def _reason(error: Exception) -> str:
     """
-    @return: a connection error's reason without Twisted's class-name prefix.
+    @return: why C{error} happened: a Twisted connection error's reason
+        without its class's description, an OS error's C{strerror}, or else
+        the error's text.
     """
-    return str(error).rsplit(": ", 1)[-1].rstrip(".")
+    if isinstance(error, DNSLookupError):
+        return "name not found"
+    if isinstance(error, (ConnectError, CannotListenError)):
+        return str(error).rsplit(": ", 1)[-1].rstrip(".")
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -249,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """
     args = build_parser().parse_args(argv)
 
-    async def react_main(reactor: IReactorTime) -> None:
+    async def react_main(reactor: Any) -> None:
+        reactor.installNameResolver(EncodableNamesResolver(reactor.nameResolver))
         try:
             await run(
                 reactor, args, sys.stdin.buffer, sys.stdout.buffer, sys.stderr.buffer

@@ -8,9 +8,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
+from twisted.python.failure import Failure
 
 from echotwist.client import EchoMismatch, EchoTimeout
 
@@ -32,7 +33,9 @@ class UDPEchoClientProtocol(DatagramProtocol):
     closed server port simply means no reply, and L{EchoTimeout}.
 
     @ivar finished: fires with the echo, or fails with L{EchoTimeout} after
-        the last try or L{EchoMismatch} for a different reply.
+        the last try, L{EchoMismatch} for a different reply, or the
+        L{OSError} of a datagram the OS would not send (to a broadcast
+        address, for instance).
     @ivar attempts: datagrams sent so far.
     """
 
@@ -69,12 +72,16 @@ class UDPEchoClientProtocol(DatagramProtocol):
             return
         if self.attempts > self._retries:
             total = self._timeout * self.attempts
-            message = f"no complete echo within {total:g} s ({self.attempts} tries)"
+            tries = "1 try" if self.attempts == 1 else f"{self.attempts} tries"
+            message = f"no complete echo within {total:g} s ({tries})"
             self._done(EchoTimeout(total, message))
             return
         self.attempts += 1
         self._timer = self._clock.callLater(self._timeout, self._send)
-        self.transport.write(self._data, (str(self._address), self._port))  # type: ignore[union-attr]
+        try:
+            self.transport.write(self._data, (str(self._address), self._port))  # type: ignore[union-attr]
+        except OSError as e:
+            self._done(e)
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         """
@@ -132,16 +139,18 @@ async def echo_udp(
     @param timeout: seconds to wait for each try.
     @param retries: tries after the first.
     @return: the echo.
-    @raise EchoTimeout: if no try came back.
+    @raise EchoTimeout: if no try came back, or C{host} had no address
+        within C{timeout}.
     @raise EchoMismatch: if the reply differs.
+    @raise OSError: if the OS would not send the datagram.
     @raise twisted.internet.error.DNSLookupError: if C{host} has no address.
+    @raise twisted.internet.error.CannotListenError: if no UDP port could be
+        opened.
     """
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        host = await reactor.resolve(host)
-        address = ipaddress.ip_address(host)
-    protocol = UDPEchoClientProtocol(data, host, port, reactor, timeout, retries)
+    address = await _resolve(reactor, host, timeout)
+    protocol = UDPEchoClientProtocol(
+        data, str(address), port, reactor, timeout, retries
+    )
     interface = "::" if address.version == 6 else "0.0.0.0"
     listening = reactor.listenUDP(
         0, protocol, interface=interface, maxPacketSize=RECEIVE_SIZE
@@ -150,3 +159,29 @@ async def echo_udp(
         return await protocol.finished
     finally:
         await maybeDeferred(listening.stopListening)
+
+
+async def _resolve(
+    reactor: Any, host: str, timeout: float
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """
+    @param reactor: an L{IReactorTime} that can C{resolve} names.
+    @param host: an IP address or a host name.
+    @param timeout: seconds allowed for resolving a name.
+    @return: C{host}'s address.
+    @raise EchoTimeout: if no address came within C{timeout}.
+    """
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    resolving: Deferred[str] = reactor.resolve(host)
+
+    def timed_out(result: object, timeout: float) -> object:
+        if isinstance(result, Failure) and result.check(CancelledError):
+            message = f"no address for {host} within {timeout:g} s"
+            return Failure(EchoTimeout(timeout, message))
+        return result
+
+    resolving.addTimeout(timeout, reactor, onTimeoutCancel=timed_out)
+    return ipaddress.ip_address(await resolving)

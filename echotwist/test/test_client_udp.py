@@ -7,12 +7,14 @@ from __future__ import annotations
 import io
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError, DNSLookupError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client import EchoMismatch, EchoTimeout
 from echotwist.client.__main__ import (
+    EXIT_CONNECT,
     EXIT_TIMEOUT,
     ClientExit,
     build_parser,
@@ -32,6 +34,7 @@ class FakeUDPReactor(Clock):
 
     @ivar listening: C{(port, protocol, interface, maxPacketSize)} for each
         C{listenUDP}.
+    @ivar listen_error: raised by C{listenUDP} if set.
     @ivar transport: what every listening protocol writes to.
     @ivar resolving: the L{Deferred} handed out for each name resolved.
     @ivar stopped: how many ports have stopped listening.
@@ -40,6 +43,7 @@ class FakeUDPReactor(Clock):
     def __init__(self) -> None:
         super().__init__()
         self.listening: list[tuple[int, DatagramProtocol, str, int]] = []
+        self.listen_error: Exception | None = None
         self.transport = FakeDatagramTransport()
         self.resolving: dict[str, Deferred[str]] = {}
         self.stopped = 0
@@ -62,6 +66,8 @@ class FakeUDPReactor(Clock):
 
         @return: this reactor, standing in for the port.
         """
+        if self.listen_error is not None:
+            raise self.listen_error
         self.listening.append((port, protocol, interface, maxPacketSize))
         protocol.makeConnection(self.transport)  # type: ignore[arg-type]
         return self
@@ -117,6 +123,16 @@ class UDPEchoClientProtocolTests(SynchronousTestCase):
         clock.advance(1.0)
         self.failureResultOf(protocol.finished, EchoTimeout)
         self.assertEqual(len(transport.written), 3)
+
+    def test_oneTry(self) -> None:
+        """
+        With no retries, the timeout says it was one try.
+        """
+        clock = Clock()
+        protocol, _ = start(clock, retries=0)
+        clock.advance(1.0)
+        failure = self.failureResultOf(protocol.finished, EchoTimeout)
+        self.assertEqual(str(failure.value), "no complete echo within 1 s (1 try)")
 
     def test_lateReplyAfterRetry(self) -> None:
         """
@@ -224,6 +240,84 @@ class RunUDPTests(SynchronousTestCase):
             "udp:127.0.0.1:9000: no complete echo within 2 s (2 tries)",
         )
         self.assertEqual(self.reactor.stopped, 1)
+
+    def assertExits(self, d: Deferred[None], code: int, message: str) -> None:
+        """
+        Assert that C{d} failed with a L{ClientExit} of C{code} and
+        C{message}, and that nothing went to standard output.
+        """
+        failure = self.failureResultOf(d, ClientExit)
+        self.assertEqual((failure.value.code, str(failure.value)), (code, message))
+        self.assertEqual(self.stdout.getvalue(), b"")
+
+    def test_sendRefused(self) -> None:
+        """
+        A datagram the OS will not send (to a broadcast address, say) exits
+        1 with the OS's reason, and the port is closed.
+        """
+        self.reactor.transport.error = PermissionError(13, "Permission denied")
+        d = self.start("--host", "255.255.255.255", "hi")
+        self.assertExits(
+            d,
+            EXIT_CONNECT,
+            "cannot connect to udp:255.255.255.255:9000: Permission denied",
+        )
+        self.assertEqual(self.reactor.stopped, 1)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_cannotListen(self) -> None:
+        """
+        No UDP port to send from (say, C{::1} where IPv6 is off) exits 1.
+        """
+        self.reactor.listen_error = CannotListenError(
+            "::", 0, OSError(97, "Address family not supported by protocol")
+        )
+        d = self.start("--host", "::1", "hi")
+        self.assertExits(
+            d,
+            EXIT_CONNECT,
+            "cannot connect to udp:::1:9000: "
+            "[Errno 97] Address family not supported by protocol",
+        )
+
+    def test_resolved(self) -> None:
+        """
+        A host name is resolved first, and the datagram sent to its address.
+        """
+        d = self.start("--host", "echo.test", "--port", "7007", "ping")
+        self.assertEqual(self.reactor.listening, [])
+        self.reactor.resolving["echo.test"].callback("127.0.0.1")
+        [(_, protocol, _, _)] = self.reactor.listening
+        self.assertEqual(self.reactor.transport.written, [(b"ping", SERVER)])
+        protocol.datagramReceived(b"ping", SERVER)
+        self.successResultOf(d)
+        self.assertEqual(self.stdout.getvalue(), b"ping\n")
+
+    def test_nameNotFound(self) -> None:
+        """
+        A host name with no address exits 1.
+        """
+        d = self.start("--host", "nosuch.test", "hi")
+        self.reactor.resolving["nosuch.test"].errback(DNSLookupError("nosuch.test"))
+        self.assertExits(
+            d, EXIT_CONNECT, "cannot connect to udp:nosuch.test:9000: name not found"
+        )
+
+    def test_resolutionTimeout(self) -> None:
+        """
+        A host name not resolved within C{--timeout} exits 3, and the
+        resolution is abandoned.
+        """
+        d = self.start("--host", "slow.test", "--timeout", "2", "hi")
+        self.reactor.advance(1.9)
+        self.assertNoResult(d)
+        self.reactor.advance(0.1)
+        self.assertExits(
+            d, EXIT_TIMEOUT, "udp:slow.test:9000: no address for slow.test within 2 s"
+        )
+        self.assertEqual(self.reactor.listening, [])
+        self.reactor.resolving["slow.test"].callback("127.0.0.1")
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_tooLarge(self) -> None:
         """
