@@ -36,6 +36,12 @@ class Target:
     port: int = 0
     path: str = ""
 
+    def __str__(self) -> str:
+        """
+        @return: the target as an endpoint description, for labels.
+        """
+        return f"unix:{self.path}" if self.path else f"tcp:{self.host}:{self.port}"
+
 
 def parse_target(description: str) -> Target:
     """
