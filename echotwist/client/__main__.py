@@ -303,13 +303,15 @@ async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> byt
 
 def _reason(error: Exception) -> str:
     """
-    @return: why C{error} happened: a Twisted connection error's reason
-        without its class's description, an OS error's C{strerror}, or else
-        the error's text.
+    @return: why C{error} happened: "name not found", a Twisted connection
+        error's reason without its class's description, an OS error's
+        C{strerror}, or else the error's text.
     """
     if isinstance(error, DNSLookupError):
         return "name not found"
-    if isinstance(error, (ConnectError, CannotListenError)):
+    if isinstance(error, CannotListenError):
+        return _reason(error.socketError)
+    if isinstance(error, ConnectError):
         return str(error).rsplit(": ", 1)[-1].rstrip(".")
     if isinstance(error, OSError) and error.strerror:
         return error.strerror

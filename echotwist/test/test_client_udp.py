@@ -276,8 +276,7 @@ class RunUDPTests(SynchronousTestCase):
         self.assertExits(
             d,
             EXIT_CONNECT,
-            "cannot connect to udp:::1:9000: "
-            "[Errno 97] Address family not supported by protocol",
+            "cannot connect to udp:::1:9000: Address family not supported by protocol",
         )
 
     def test_resolved(self) -> None:
