@@ -18,7 +18,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 from twisted.application import strports
 from twisted.application.service import IService
-from twisted.web.resource import Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from echotwist.snapshot import Snapshot
@@ -111,12 +112,24 @@ class MetricsPage(Resource):
         return generate_latest(self._registry)
 
 
+class _Root(Resource):
+    """
+    The site's root: its children, and a plain 404 for anything else.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """
+        @return: a 404 page (L{Resource}'s own is deprecated).
+        """
+        return notFound()
+
+
 def metrics_site(sources: Sources) -> Site:
     """
     @param sources: as for L{EchoCollector}.
     @return: a site serving the metrics at C{/metrics}.
     """
-    root = Resource()
+    root = _Root()
     root.putChild(b"metrics", MetricsPage(metrics_registry(sources)))
     site = Site(root)
     site.noisy = False
