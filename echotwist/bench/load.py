@@ -218,6 +218,18 @@ class Stream(PingPong):
         self.paused = False
         self.fill()
 
+    def finish(self) -> None:
+        """
+        Close at once, dropping what is still unsent: C{close()} stops
+        reading, so an echo server that stops reading from a client that
+        doesn't read its echoes would never take the rest, and the close
+        would never end.
+        """
+        if not self.done:
+            self.done = True
+            assert self.transport is not None
+            self.transport.abort()
+
     def data_received(self, data: bytes) -> None:
         size = len(self.payload)
         view = memoryview(data)

@@ -20,7 +20,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from echotwist.bench import __main__ as bench_main
 from echotwist.bench import burst as burst_module
 from echotwist.bench.burst import BurstResult
-from echotwist.bench.load import Target, parse_target, split, worker_count
+from echotwist.bench.load import (
+    Stream,
+    Target,
+    _Shared,
+    parse_target,
+    split,
+    worker_count,
+)
 from echotwist.bench.options import Workload, parse
 from echotwist.bench.report import Row, table
 from echotwist.bench.stats import WorkerResult, combine, median_result, percentile
@@ -369,3 +376,46 @@ class BurstTests(SynchronousTestCase):
         listener.listen(5)
         target = Target(host="127.0.0.1", port=listener.getsockname()[1])
         self.assertRaises(asyncio.TimeoutError, burst_module.burst, target, 2, None)
+
+
+class ClosingTransport:
+    """
+    Record how a protocol closes its transport.
+
+    @ivar calls: C{"close"} or C{"abort"}, in order.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def close(self) -> None:
+        """
+        Record a graceful close.
+        """
+        self.calls.append("close")
+
+    def abort(self) -> None:
+        """
+        Record an abort.
+        """
+        self.calls.append("abort")
+
+
+class StreamTests(SynchronousTestCase):
+    """
+    Tests for L{Stream}, the C{--stream} load.
+    """
+
+    def test_finishAborts(self) -> None:
+        """
+        A stream connection is aborted when the window ends, once: a graceful
+        close stops reading, and the server stops reading from a client that
+        doesn't read its echoes, so the unsent rest would never drain and
+        the run would wait out the settle time.
+        """
+        stream = Stream(_Shared(), b"x" * 16)
+        transport = ClosingTransport()
+        stream.connection_made(transport)  # type: ignore[arg-type]
+        stream.finish()
+        stream.finish()
+        self.assertEqual(transport.calls, ["abort"])
