@@ -2,8 +2,8 @@
 Prometheus metrics for C{twistd echo --metrics ENDPOINT}.
 
 L{EchoCollector} turns L{Snapshot}s into samples when Prometheus scrapes;
-L{metrics_service} serves them with C{prometheus_client}'s Twisted
-integration at C{/metrics}.  Every sample carries a C{worker} label: C{0} is
+L{metrics_service} serves them at C{/metrics} from a L{MetricsPage}, in the
+reactor thread.  Every sample carries a C{worker} label: C{0} is
 the twistd process itself, and C{1}..C{N} the workers of C{--workers N} (which
 then accept every TCP connection, so worker C{0} counts only UDP).
 C{sum without (worker) (...)} gives the service's totals.
@@ -12,16 +12,15 @@ C{sum without (worker) (...)} gives the service's totals.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 from twisted.application import strports
 from twisted.application.service import IService
-from twisted.internet.interfaces import IReactorFromThreads
-from twisted.internet.threads import blockingCallFromThread
-from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
 
 from echotwist.snapshot import Snapshot
 
@@ -89,28 +88,60 @@ def metrics_registry(sources: Sources) -> CollectorRegistry:
     return registry
 
 
+class MetricsPage(Resource):
+    """
+    Prometheus text for one registry, rendered in the reactor thread at each
+    scrape, so the snapshots are read where the counters change and no
+    scrape waits on a thread pool the reactor may be stopping.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        """
+        @param registry: what to report.
+        """
+        super().__init__()
+        self._registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        @return: the registry's samples as Prometheus text.
+        """
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(self._registry)
+
+
+class _Root(Resource):
+    """
+    The site's root: its children, and a plain 404 for anything else.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """
+        @return: a 404 page (L{Resource}'s own is deprecated).
+        """
+        return notFound()
+
+
+def metrics_site(sources: Sources) -> Site:
+    """
+    @param sources: as for L{EchoCollector}.
+    @return: a site serving the metrics at C{/metrics}.
+    """
+    root = _Root()
+    root.putChild(b"metrics", MetricsPage(metrics_registry(sources)))
+    site = Site(root)
+    site.noisy = False
+    return site
+
+
 def metrics_service(description: str, sources: Sources) -> IService:
     """
     Serve the metrics over HTTP at C{/metrics}.
-
-    C{prometheus_client} collects in a thread-pool thread, so the snapshots
-    are taken in the reactor thread, where the counters change.
 
     @param description: the server endpoint, e.g. C{tcp:9100}.
     @param sources: as for L{EchoCollector}.
     @return: a service listening on C{description}.
     """
-    from prometheus_client.twisted import MetricsResource
-    from twisted.internet import reactor
-
-    threads = cast(IReactorFromThreads, reactor)
-
-    def in_reactor() -> Mapping[str, Snapshot]:
-        return blockingCallFromThread(threads, sources)
-
-    registry = metrics_registry(in_reactor)
-    root = Resource()
-    root.putChild(b"metrics", MetricsResource(registry=registry))
-    site = Site(root)
-    site.noisy = False
-    return strports.service(description, site)
+    return strports.service(description, metrics_site(sources))

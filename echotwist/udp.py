@@ -11,13 +11,19 @@ from another echo or chargen port starts a ping-pong that never ends
     high-port reflector (L{REFLECTOR_PORTS}) is never answered: real clients
     send from ephemeral ports;
   - each source address has a token bucket (L{TokenBucket}, on the reactor
-    clock): a datagram with no token left is dropped;
+    clock): a datagram with no token left is dropped.  At most
+    C{max_sources} buckets are kept, least recently heard from first: when
+    the table is full, a new source takes the place of the oldest if that
+    one has refilled (so forgetting it changes nothing), else is dropped.
+    The cost per datagram stays constant however full the table is;
   - a reply is the request itself, never larger;
   - drops are counted and logged by a L{LoopingCall} every
     C{report_interval} seconds, never once per datagram.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
@@ -133,7 +139,7 @@ class EchoDatagramProtocol(DatagramProtocol):
         self.dropped_refused_port = 0
         self.dropped_rate_limited = 0
         self.dropped_send_failed = 0
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self._reported_dropped = 0
         self._reporter = LoopingCall(self.report)
         self._reporter.clock = clock
@@ -185,7 +191,9 @@ class EchoDatagramProtocol(DatagramProtocol):
         """
         now = self.clock.seconds()
         bucket = self._buckets.get(host)
-        if bucket is None:
+        if bucket is not None:
+            self._buckets.move_to_end(host)
+        else:
             if len(self._buckets) >= self.max_sources:
                 self._forget_quiet_sources(now)
                 if len(self._buckets) >= self.max_sources:
@@ -195,15 +203,19 @@ class EchoDatagramProtocol(DatagramProtocol):
 
     def _forget_quiet_sources(self, now: float) -> None:
         """
-        Drop the buckets that have refilled: a new one would be the same.
+        Drop buckets that have refilled (a new one would be the same), least
+        recently heard from first, up to the first that has not: every
+        source after it was heard from more recently, within C{burst / rate}
+        seconds.  Each bucket is dropped once, so this costs O(1) a datagram
+        overall.
 
         @param now: the time now.
         """
-        self._buckets = {
-            host: bucket
-            for host, bucket in self._buckets.items()
-            if not bucket.full(now)
-        }
+        while self._buckets:
+            host, bucket = next(iter(self._buckets.items()))
+            if not bucket.full(now):
+                return
+            del self._buckets[host]
 
     @property
     def sources_tracked(self) -> int:

@@ -5,6 +5,7 @@ C{python -m echotwist.bench}: load one echo server, or compare several.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import json
 import os
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict
 
-from echotwist.bench.burst import burst
+from echotwist.bench.burst import BURST_TIMEOUT, burst
 from echotwist.bench.load import Job, LoadPool, Target, worker_count
 from echotwist.bench.options import parse
 from echotwist.bench.report import Row, plot, table
@@ -145,7 +146,15 @@ def run_burst(options: argparse.Namespace) -> int:
 
     @return: 0 if every connection was served, else 1.
     """
-    result = burst(options.connect, options.burst, options.server_pid)
+    try:
+        result = burst(options.connect, options.burst, options.server_pid)
+    except asyncio.TimeoutError:
+        print(
+            f"--burst: {options.connect} did not accept and echo all "
+            f"{options.burst} connections within {BURST_TIMEOUT:g} s",
+            file=sys.stderr,
+        )
+        return 1
     if options.json:
         print(json.dumps(asdict(result), indent=2))
     else:
@@ -191,13 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 options.duration,
                 options.stream,
             )
-            name = (
-                args[args.index("--connect") + 1] if "--connect" in args else "server"
-            )
             with progress(1, sys.stderr.isatty() and not options.json) as step:
-                rows = [
-                    Row(str(workload), name, measure(pool, job, options.server_pid))
-                ]
+                result = measure(pool, job, options.server_pid)
+                rows = [Row(str(workload), str(options.connect), result)]
                 step("done")
             baseline = None
     finally:

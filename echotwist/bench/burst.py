@@ -60,6 +60,14 @@ class _OneByte(asyncio.Protocol):
 
 
 async def _burst(target: Target, count: int, rss: object) -> BurstResult:
+    """
+    Open C{count} connections to C{target}, each echoing one byte, then
+    close them all.
+
+    @param rss: the server's L{psutil.Process}, or L{None}.
+    @raise asyncio.TimeoutError: if not all were served within
+        L{BURST_TIMEOUT}.
+    """
     loop = asyncio.get_running_loop()
     limit = asyncio.Semaphore(IN_FLIGHT)
     transports: list[asyncio.BaseTransport] = []
@@ -84,19 +92,21 @@ async def _burst(target: Target, count: int, rss: object) -> BurstResult:
 
     before = _rss(rss)
     start = time.perf_counter()
-    await asyncio.wait_for(
-        asyncio.gather(*(one() for _ in range(count))), BURST_TIMEOUT
-    )
-    seconds = time.perf_counter() - start
-    served = count - len(errors)
-    await asyncio.sleep(0.5)  # let the server settle before reading its memory
-    after = _rss(rss)
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(one() for _ in range(count))), BURST_TIMEOUT
+        )
+        seconds = time.perf_counter() - start
+        served = count - len(errors)
+        await asyncio.sleep(0.5)  # let the server settle before reading its memory
+        after = _rss(rss)
+    finally:
+        for t in transports:
+            t.close()
+        await asyncio.sleep(0.1)
     per = None
     if before is not None and after is not None and served:
         per = (after - before) / served
-    for t in transports:
-        t.close()
-    await asyncio.sleep(0.1)
     return BurstResult(count, served, seconds, per, errors[:5])
 
 
@@ -117,6 +127,8 @@ def burst(target: Target, count: int, server_pid: int | None) -> BurstResult:
     @param count: connections to open.
     @param server_pid: the server's process, to read its memory.
     @return: what happened.
+    @raise asyncio.TimeoutError: if not all were served within
+        L{BURST_TIMEOUT}.
     """
     process = None
     if server_pid is not None:

@@ -36,6 +36,12 @@ class Target:
     port: int = 0
     path: str = ""
 
+    def __str__(self) -> str:
+        """
+        @return: the target as an endpoint description, for labels.
+        """
+        return f"unix:{self.path}" if self.path else f"tcp:{self.host}:{self.port}"
+
 
 def parse_target(description: str) -> Target:
     """
@@ -211,6 +217,18 @@ class Stream(PingPong):
     def resume_writing(self) -> None:
         self.paused = False
         self.fill()
+
+    def finish(self) -> None:
+        """
+        Close at once, dropping what is still unsent: C{close()} stops
+        reading, so an echo server that stops reading from a client that
+        doesn't read its echoes would never take the rest, and the close
+        would never end.
+        """
+        if not self.done:
+            self.done = True
+            assert self.transport is not None
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         size = len(self.payload)

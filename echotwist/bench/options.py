@@ -106,6 +106,25 @@ def target_value(text: str) -> Target:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def unreadable(pid: int) -> str | None:
+    """
+    @param pid: a process id.
+    @return: why the bench can't read that process's CPU time and memory,
+        or L{None} if it can.
+    """
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        process.cpu_times()
+        process.memory_info()
+    except psutil.NoSuchProcess:
+        return "no such process"
+    except psutil.AccessDenied:
+        return "not allowed to read its CPU time and memory"
+    return None
+
+
 def parser() -> argparse.ArgumentParser:
     """
     @return: the argument parser.
@@ -188,6 +207,14 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         p.error("--burst is for --connect")
     if options.plot and importlib.util.find_spec("matplotlib") is None:
         p.error("--plot needs matplotlib: pip install 'echotwist[bench]'")
+    if options.compare or options.server_pid:
+        if importlib.util.find_spec("psutil") is None:
+            p.error(
+                "--compare and --server-pid read CPU time with psutil: "
+                "pip install 'echotwist[bench]'"
+            )
+        if options.server_pid and (why := unreadable(options.server_pid)):
+            p.error(f"--server-pid {options.server_pid}: {why}")
     if options.workloads is None:
         if options.compare:
             options.workloads = [

@@ -38,8 +38,13 @@ class EchoTimeout(EchoError):
     No complete echo within the time allowed.
     """
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__(f"no complete echo within {timeout:g} s")
+    def __init__(self, timeout: float, message: str = "") -> None:
+        """
+        @param timeout: the seconds allowed.
+        @param message: what to say, if not that no complete echo came back
+            in C{timeout}.
+        """
+        super().__init__(message or f"no complete echo within {timeout:g} s")
         self.timeout = timeout
 
 
@@ -53,6 +58,22 @@ class EchoMismatch(EchoError):
             f"echo differs at byte {offset}: sent {expected!r}, got {received!r}"
         )
         self.offset = offset
+
+    @classmethod
+    def between(cls, expected: bytes, received: bytes, start: int = 0) -> EchoMismatch:
+        """
+        @param expected: bytes sent.
+        @param received: the bytes that came back in their place, not equal
+            to C{expected}.
+        @param start: the offset of both in the whole message.
+        @return: the mismatch at the first byte that differs, or where the
+            shorter of the two ends.
+        """
+        i = next(
+            (i for i, (a, b) in enumerate(zip(expected, received)) if a != b),
+            min(len(expected), len(received)),
+        )
+        return cls(start + i, expected[i : i + 16], received[i : i + 16])
 
 
 class EchoClosedEarly(EchoError):
@@ -128,14 +149,7 @@ class EchoClientProtocol(Protocol):
         start = self._count
         expected = self._data[start : start + len(data)]
         if data != expected:
-            offset = start + next(
-                (i for i, (a, b) in enumerate(zip(data, expected)) if a != b),
-                len(expected),
-            )
-            i = offset - start
-            self._done(
-                Failure(EchoMismatch(offset, expected[i : i + 16], data[i : i + 16]))
-            )
+            self._done(Failure(EchoMismatch.between(expected, data, start)))
             return
         self._received.append(data)
         self._count += len(data)

@@ -12,18 +12,24 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from twisted.internet import task
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
-from twisted.internet.error import ConnectError, DNSLookupError
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.error import CannotListenError, ConnectError, DNSLookupError
+from twisted.internet.interfaces import (
+    IAddress,
+    IHostnameResolver,
+    IHostResolution,
+    IReactorTime,
+    IResolutionReceiver,
+    IStreamClientEndpoint,
+)
+from zope.interface import implementer
 
 from echotwist.client import EchoError, EchoTimeout, EchoTLSFailed, start_echo
 from echotwist.client.udp import MAX_DATAGRAM, echo_udp
 
-EXIT_OK = 0
 EXIT_CONNECT = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
@@ -40,6 +46,60 @@ class ClientExit(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+@implementer(IHostResolution)
+class _Unresolvable:
+    """
+    The finished resolution of a name that has no address.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def cancel(self) -> None:
+        """
+        Nothing to stop: the resolution is over.
+        """
+
+
+@implementer(IHostnameResolver)
+class EncodableNamesResolver:
+    """
+    Resolve names with another resolver, except that a name
+    C{socket.getaddrinfo} can't encode (C{a..b}, a label over 63 characters)
+    has no address, at once: Twisted's threaded resolver raises
+    C{UnicodeError} in its thread for one, logs it as unhandled, and never
+    answers.
+    """
+
+    def __init__(self, resolver: IHostnameResolver) -> None:
+        """
+        @param resolver: the resolver for every other name.
+        """
+        self._resolver = resolver
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Sequence[type[IAddress]] | None = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
+        """
+        See L{IHostnameResolver.resolveHostName}.
+        """
+        try:
+            hostName.encode("idna")
+        except UnicodeError:
+            resolution = _Unresolvable(hostName)
+            resolutionReceiver.resolutionBegan(resolution)
+            resolutionReceiver.resolutionComplete()
+            return resolution
+        return self._resolver.resolveHostName(
+            resolutionReceiver, hostName, portNumber, addressTypes, transportSemantics
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,7 +197,10 @@ def make_endpoint(reactor: object, args: argparse.Namespace) -> IStreamClientEnd
         endpoint: IStreamClientEndpoint = clientFromString(reactor, args.connect)
         return endpoint
     except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
-        raise ClientExit(EXIT_USAGE, f"--connect {args.connect!r}: {e}") from None
+        # UnlistableError (a trustRoots directory that can't be read) says
+        # nothing itself: its originalException says why.
+        reason = getattr(e, "originalException", e)
+        raise ClientExit(EXIT_USAGE, f"--connect {args.connect!r}: {reason}") from None
 
 
 def read_message(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
@@ -148,6 +211,15 @@ def read_message(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
     if args.message == "-":
         return stdin.read()
     return os.fsencode(args.message)
+
+
+def _target(args: argparse.Namespace) -> str:
+    """
+    @return: the server, as error messages name it.
+    """
+    if args.udp:
+        return f"udp:{args.host}:{args.port}"
+    return args.connect or f"{args.host}:{args.port}"
 
 
 async def run(
@@ -163,37 +235,51 @@ async def run(
     @raise ClientExit: for every expected failure.
     """
     data = read_message(args, stdin)
-    if args.udp:
-        reply = await run_udp(reactor, args, data)
-        stdout.write(reply if args.message == "-" else reply + b"\n")
-        stdout.flush()
-        return
-    endpoint = make_endpoint(reactor, args)
-    target = args.connect or f"{args.host}:{args.port}"
-    started = reactor.seconds()
-    protocol, finished = start_echo(reactor, endpoint, data, args.timeout)
+    target = _target(args)
     try:
-        reply = await finished
+        if args.udp:
+            reply = await run_udp(reactor, args, data)
+        else:
+            reply = await run_tcp(reactor, args, data, stderr)
     except EchoTimeout as e:
         raise ClientExit(EXIT_TIMEOUT, f"{target}: {e}") from None
     except EchoTLSFailed as e:
         raise ClientExit(EXIT_CONNECT, f"cannot connect to {target}: {e}") from None
     except EchoError as e:
         raise ClientExit(EXIT_MISMATCH, f"{target}: {e}") from None
-    except (ConnectError, DNSLookupError) as e:
+    except (ConnectError, CannotListenError, OSError, ValueError) as e:
+        # OSError: DNSLookupError, or a datagram the OS would not send;
+        # ValueError: a host name that is not valid.
         raise ClientExit(
             EXIT_CONNECT, f"cannot connect to {target}: {_reason(e)}"
         ) from None
+    stdout.write(reply if args.message == "-" else reply + b"\n")
+    stdout.flush()
+
+
+async def run_tcp(
+    reactor: IReactorTime, args: argparse.Namespace, data: bytes, stderr: BinaryIO
+) -> bytes:
+    """
+    Do one echo over a stream connection; with C{-v}, report its timings on
+    C{stderr}.
+
+    @return: the echo.
+    @raise ClientExit: for a C{--connect} Twisted can't parse.
+    """
+    endpoint = make_endpoint(reactor, args)
+    started = reactor.seconds()
+    protocol, finished = start_echo(reactor, endpoint, data, args.timeout)
+    reply = await finished
     ended = reactor.seconds()
     if args.verbose and protocol.connected_at is not None:
         stderr.write(
-            f"{PROG}: connected to {target} in "
+            f"{PROG}: connected to {_target(args)} in "
             f"{(protocol.connected_at - started) * 1000:.3f} ms; "
             f"{len(reply)} bytes echoed in "
             f"{(ended - protocol.connected_at) * 1000:.3f} ms\n".encode()
         )
-    stdout.write(reply if args.message == "-" else reply + b"\n")
-    stdout.flush()
+    return reply
 
 
 async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> bytes:
@@ -201,9 +287,8 @@ async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> byt
     Do one echo over UDP.
 
     @return: the echo.
-    @raise ClientExit: for every expected failure.
+    @raise ClientExit: for options UDP can't take.
     """
-    target = f"udp:{args.host}:{args.port}"
     if args.connect is not None:
         raise ClientExit(EXIT_USAGE, "--udp takes --host and --port, not --connect")
     if len(data) > MAX_DATAGRAM:
@@ -211,25 +296,26 @@ async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> byt
             EXIT_USAGE,
             f"--udp: {len(data)} bytes is over one datagram ({MAX_DATAGRAM})",
         )
-    try:
-        return await echo_udp(
-            reactor, args.host, args.port, data, args.timeout, args.retries
-        )
-    except EchoTimeout as e:
-        raise ClientExit(
-            EXIT_TIMEOUT, f"{target}: {e} ({args.retries + 1} tries)"
-        ) from None
-    except EchoError as e:
-        raise ClientExit(EXIT_MISMATCH, f"{target}: {e}") from None
-    except (ConnectError, DNSLookupError) as e:
-        raise ClientExit(EXIT_CONNECT, f"cannot reach {target}: {_reason(e)}") from None
+    return await echo_udp(
+        reactor, args.host, args.port, data, args.timeout, args.retries
+    )
 
 
 def _reason(error: Exception) -> str:
     """
-    @return: a connection error's reason without Twisted's class-name prefix.
+    @return: why C{error} happened: "name not found", a Twisted connection
+        error's reason without its class's description, an OS error's
+        C{strerror}, or else the error's text.
     """
-    return str(error).rsplit(": ", 1)[-1].rstrip(".")
+    if isinstance(error, DNSLookupError):
+        return "name not found"
+    if isinstance(error, CannotListenError):
+        return _reason(error.socketError)
+    if isinstance(error, ConnectError):
+        return str(error).rsplit(": ", 1)[-1].rstrip(".")
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -240,7 +326,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """
     args = build_parser().parse_args(argv)
 
-    async def react_main(reactor: IReactorTime) -> None:
+    async def react_main(reactor: Any) -> None:
+        reactor.installNameResolver(EncodableNamesResolver(reactor.nameResolver))
         try:
             await run(
                 reactor, args, sys.stdin.buffer, sys.stdout.buffer, sys.stderr.buffer
@@ -249,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             print(f"{PROG}: {e}", file=sys.stderr)
             raise SystemExit(e.code) from None
 
-    task.react(lambda reactor: Deferred.fromCoroutine(react_main(reactor)))
+    task.react(react_main)
 
 
 if __name__ == "__main__":

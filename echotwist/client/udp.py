@@ -8,26 +8,34 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
+from twisted.python.failure import Failure
 
 from echotwist.client import EchoMismatch, EchoTimeout
 
 #: The largest payload of one UDP datagram over IPv4.
 MAX_DATAGRAM = 65507
+#: Bytes the client's port reads per datagram: any UDP payload, whole.
+RECEIVE_SIZE = 65535
 
 
 class UDPEchoClientProtocol(DatagramProtocol):
     """
     Send C{data} to one address and wait for the same bytes back.
 
+    Addresses are compared as addresses, not text: a reply from C{::1}
+    answers a datagram sent to C{::0001}.
+
     The socket is not connected: on Linux, Twisted's UDP port takes the
     ICMP error a connected socket reports on read as fatal and stops, so a
     closed server port simply means no reply, and L{EchoTimeout}.
 
     @ivar finished: fires with the echo, or fails with L{EchoTimeout} after
-        the last try or L{EchoMismatch} for a different reply.
+        the last try, L{EchoMismatch} for a different reply, or the
+        L{OSError} of a datagram the OS would not send (to a broadcast
+        address, for instance).
     @ivar attempts: datagrams sent so far.
     """
 
@@ -41,7 +49,7 @@ class UDPEchoClientProtocol(DatagramProtocol):
         retries: int,
     ) -> None:
         self._data = data
-        self._host = host
+        self._address = ipaddress.ip_address(host)
         self._port = port
         self._clock = clock
         self._timeout = timeout
@@ -64,11 +72,16 @@ class UDPEchoClientProtocol(DatagramProtocol):
             return
         if self.attempts > self._retries:
             total = self._timeout * self.attempts
-            self._done(EchoTimeout(total))
+            tries = "1 try" if self.attempts == 1 else f"{self.attempts} tries"
+            message = f"no complete echo within {total:g} s ({tries})"
+            self._done(EchoTimeout(total, message))
             return
         self.attempts += 1
         self._timer = self._clock.callLater(self._timeout, self._send)
-        self.transport.write(self._data, (self._host, self._port))  # type: ignore[union-attr]
+        try:
+            self.transport.write(self._data, (str(self._address), self._port))  # type: ignore[union-attr]
+        except OSError as e:
+            self._done(e)
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         """
@@ -78,19 +91,20 @@ class UDPEchoClientProtocol(DatagramProtocol):
         @param addr: where it came from; anything not from the server is
             ignored.
         """
-        if self.finished.called or tuple(addr[:2]) != (self._host, self._port):
+        if self.finished.called or not self._from_server(addr):
             return
         if datagram == self._data:
             self._done(None)
-            return
-        offset = next(
-            (i for i, (a, b) in enumerate(zip(datagram, self._data)) if a != b),
-            min(len(datagram), len(self._data)),
-        )
-        self._done(
-            EchoMismatch(
-                offset, self._data[offset : offset + 16], datagram[offset : offset + 16]
-            )
+        else:
+            self._done(EchoMismatch.between(self._data, datagram))
+
+    def _from_server(self, addr: Any) -> bool:
+        """
+        @param addr: where a datagram came from.
+        @return: whether that is the server's address and port.
+        """
+        return bool(
+            addr[1] == self._port and ipaddress.ip_address(addr[0]) == self._address
         )
 
     def _done(self, error: Exception | None) -> None:
@@ -125,19 +139,49 @@ async def echo_udp(
     @param timeout: seconds to wait for each try.
     @param retries: tries after the first.
     @return: the echo.
-    @raise EchoTimeout: if no try came back.
+    @raise EchoTimeout: if no try came back, or C{host} had no address
+        within C{timeout}.
     @raise EchoMismatch: if the reply differs.
+    @raise OSError: if the OS would not send the datagram.
     @raise twisted.internet.error.DNSLookupError: if C{host} has no address.
+    @raise twisted.internet.error.CannotListenError: if no UDP port could be
+        opened.
     """
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        host = await reactor.resolve(host)
-        address = ipaddress.ip_address(host)
-    protocol = UDPEchoClientProtocol(data, host, port, reactor, timeout, retries)
+    address = await _resolve(reactor, host, timeout)
+    protocol = UDPEchoClientProtocol(
+        data, str(address), port, reactor, timeout, retries
+    )
     interface = "::" if address.version == 6 else "0.0.0.0"
-    listening = reactor.listenUDP(0, protocol, interface=interface)
+    listening = reactor.listenUDP(
+        0, protocol, interface=interface, maxPacketSize=RECEIVE_SIZE
+    )
     try:
         return await protocol.finished
     finally:
         await maybeDeferred(listening.stopListening)
+
+
+async def _resolve(
+    reactor: Any, host: str, timeout: float
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """
+    @param reactor: an L{IReactorTime} that can C{resolve} names.
+    @param host: an IP address or a host name.
+    @param timeout: seconds allowed for resolving a name.
+    @return: C{host}'s address.
+    @raise EchoTimeout: if no address came within C{timeout}.
+    """
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    resolving: Deferred[str] = reactor.resolve(host)
+
+    def timed_out(result: object, timeout: float) -> object:
+        if isinstance(result, Failure) and result.check(CancelledError):
+            message = f"no address for {host} within {timeout:g} s"
+            return Failure(EchoTimeout(timeout, message))
+        return result
+
+    resolving.addTimeout(timeout, reactor, onTimeoutCancel=timed_out)
+    return ipaddress.ip_address(await resolving)

@@ -5,13 +5,29 @@ results, medians, endpoint and argument parsing, the table.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import math
-from contextlib import redirect_stderr
+import os
+import socket
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from unittest.mock import patch
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.bench.load import Target, parse_target, split, worker_count
+from echotwist.bench import __main__ as bench_main
+from echotwist.bench import burst as burst_module
+from echotwist.bench.burst import BurstResult
+from echotwist.bench.load import (
+    Stream,
+    Target,
+    _Shared,
+    parse_target,
+    split,
+    worker_count,
+)
 from echotwist.bench.options import Workload, parse
 from echotwist.bench.report import Row, table
 from echotwist.bench.stats import WorkerResult, combine, median_result, percentile
@@ -198,6 +214,41 @@ class OptionsTests(SynchronousTestCase):
             self.assertEqual(raised.exception.code, 2, argv)
             self.assertIn("error:", err.getvalue().splitlines()[-1])
 
+    def assertUsageError(self, argv: list[str], text: str) -> None:
+        """
+        Assert that C{argv} exits with status 2 and one error line
+        containing C{text}.
+        """
+        err = io.StringIO()
+        with redirect_stderr(err), self.assertRaises(SystemExit) as raised:
+            parse(argv)
+        self.assertEqual(raised.exception.code, 2, argv)
+        last = err.getvalue().splitlines()[-1]
+        self.assertIn("error:", last)
+        self.assertIn(text, last)
+
+    def test_psutilMissing(self) -> None:
+        """
+        Without psutil, C{--compare} and C{--server-pid} are usage errors
+        that say what to install, not an L{ImportError} later.
+        """
+        with patch.dict(sys.modules, {"psutil": None}):
+            for argv in (["--compare"], ["--connect", "tcp:h:1", "--server-pid", "1"]):
+                self.assertUsageError(argv, "pip install 'echotwist[bench]'")
+
+    def test_noSuchProcess(self) -> None:
+        """
+        A C{--server-pid} naming no process is a usage error, not
+        L{psutil.NoSuchProcess} later; this process's own pid is fine.
+        """
+        beyond_pid_max = 2**22 + 1
+        self.assertUsageError(
+            ["--connect", "tcp:h:1", "--server-pid", str(beyond_pid_max)],
+            "no such process",
+        )
+        options = parse(["--connect", "tcp:h:1", "--server-pid", str(os.getpid())])
+        self.assertEqual(options.server_pid, os.getpid())
+
     def test_split(self) -> None:
         """
         Connections are shared out evenly over the workers.
@@ -237,3 +288,134 @@ class TableTests(SynchronousTestCase):
         self.assertTrue(lines[3].rstrip().endswith("2.00x"))
         self.assertIn("1x64 echotwist: load generator saturated", text)
         self.assertNotIn("uvloop: load generator saturated", text)
+
+
+class MainTests(SynchronousTestCase):
+    """
+    Tests for L{echotwist.bench.__main__.main} with the load and the burst
+    stubbed out.
+    """
+
+    def setUp(self) -> None:
+        self.stdout = io.StringIO()
+        self.stderr = io.StringIO()
+
+    def main(self, argv: list[str]) -> int:
+        """
+        @return: the exit status of the bench run with C{argv}.
+        """
+        with redirect_stdout(self.stdout), redirect_stderr(self.stderr):
+            return bench_main.main(argv)
+
+    def test_labelFromOptions(self) -> None:
+        """
+        A run is labelled with the server's endpoint however C{--connect}
+        was written (C{--connect=...} too).
+        """
+        result = combine(
+            [WorkerResult(echoes=1, latencies=[0.001], wall=1.0)], None, False
+        )
+        self.patch(bench_main, "LoadPool", FakePool)
+        self.patch(bench_main, "measure", lambda pool, job, pid: result)
+        for argv, label in [
+            (["--connect=tcp:127.0.0.1:9"], "tcp:127.0.0.1:9"),
+            (["--connect", "tcp:host=h:port=9"], "tcp:h:9"),
+            (["--connect=unix:path=/run/echo.sock"], "unix:/run/echo.sock"),
+        ]:
+            self.stdout = io.StringIO()
+            self.assertEqual(self.main([*argv, "--json"]), 0)
+            [row] = json.loads(self.stdout.getvalue())["rows"]
+            self.assertEqual(row["server"], label)
+
+    def test_burstTimeout(self) -> None:
+        """
+        A burst the server never finishes ends with one line on standard
+        error and status 1, not a traceback.
+        """
+
+        def never_served(*args: object) -> BurstResult:
+            raise asyncio.TimeoutError()
+
+        self.patch(bench_main, "burst", never_served)
+        self.assertEqual(self.main(["--connect", "tcp:h:9", "--burst", "5"]), 1)
+        self.assertEqual(
+            self.stderr.getvalue(),
+            "--burst: tcp:h:9 did not accept and echo all 5 connections within 120 s\n",
+        )
+        self.assertEqual(self.stdout.getvalue(), "")
+
+
+class FakePool:
+    """
+    A L{LoadPool} that starts no processes.
+    """
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+
+    def close(self) -> None:
+        """
+        Nothing to stop.
+        """
+
+
+class BurstTests(SynchronousTestCase):
+    """
+    Tests for L{echotwist.bench.burst.burst}.
+    """
+
+    def test_timeout(self) -> None:
+        """
+        Against a server that accepts but never echoes, the burst fails with
+        L{asyncio.TimeoutError} after L{BURST_TIMEOUT}.
+        """
+        self.patch(burst_module, "BURST_TIMEOUT", 0.1)
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        target = Target(host="127.0.0.1", port=listener.getsockname()[1])
+        self.assertRaises(asyncio.TimeoutError, burst_module.burst, target, 2, None)
+
+
+class ClosingTransport:
+    """
+    Record how a protocol closes its transport.
+
+    @ivar calls: C{"close"} or C{"abort"}, in order.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def close(self) -> None:
+        """
+        Record a graceful close.
+        """
+        self.calls.append("close")
+
+    def abort(self) -> None:
+        """
+        Record an abort.
+        """
+        self.calls.append("abort")
+
+
+class StreamTests(SynchronousTestCase):
+    """
+    Tests for L{Stream}, the C{--stream} load.
+    """
+
+    def test_finishAborts(self) -> None:
+        """
+        A stream connection is aborted when the window ends, once: a graceful
+        close stops reading, and the server stops reading from a client that
+        doesn't read its echoes, so the unsent rest would never drain and
+        the run would wait out the settle time.
+        """
+        stream = Stream(_Shared(), b"x" * 16)
+        transport = ClosingTransport()
+        stream.connection_made(transport)  # type: ignore[arg-type]
+        stream.finish()
+        stream.finish()
+        self.assertEqual(transport.calls, ["abort"])

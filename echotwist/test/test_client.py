@@ -11,10 +11,20 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
-from twisted.internet.interfaces import IProtocol
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IHostResolution,
+    IProtocol,
+    IResolutionReceiver,
+)
+from twisted.internet.testing import (
+    MemoryReactorClock,
+    StringTransport,
+    SynchronousResolver,
+)
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from echotwist.client import (
     EchoClosedEarly,
@@ -28,6 +38,7 @@ from echotwist.client.__main__ import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
     ClientExit,
+    EncodableNamesResolver,
     build_parser,
     run,
 )
@@ -150,6 +161,29 @@ class EchoTests(SynchronousTestCase):
             self.reactor.connectors[-1], Failure(ConnectionRefusedError())
         )
         self.failureResultOf(d, ConnectionRefusedError)
+
+
+class EchoMismatchTests(SynchronousTestCase):
+    """
+    Tests for L{EchoMismatch.between}.
+    """
+
+    def test_firstDifference(self) -> None:
+        """
+        The mismatch is at the first differing byte, counted from the start
+        of the whole message, with up to 16 bytes of each side from there.
+        """
+        mismatch = EchoMismatch.between(b"abcdef", b"abXdeY", start=10)
+        self.assertEqual(mismatch.offset, 12)
+        self.assertIn("sent b'cdef', got b'XdeY'", str(mismatch))
+
+    def test_lengthsDiffer(self) -> None:
+        """
+        Where one side is a prefix of the other, the mismatch is where the
+        shorter ends.
+        """
+        self.assertEqual(EchoMismatch.between(b"abc", b"ab").offset, 2)
+        self.assertEqual(EchoMismatch.between(b"ab", b"abc").offset, 2)
 
 
 class ParserTests(SynchronousTestCase):
@@ -296,6 +330,17 @@ class RunTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertExits(d, EXIT_MISMATCH, "closed after 0 of 2")
 
+    def test_invalidHostname(self) -> None:
+        """
+        A C{--host} that is not a valid host name exits 1, not with
+        L{HostnameEndpoint}'s L{ValueError}.
+        """
+        args = build_parser().parse_args(["--host", "a..b", "hi"])
+        d = Deferred.fromCoroutine(
+            run(self.reactor, args, io.BytesIO(), self.stdout, self.stderr)
+        )
+        self.assertExits(d, EXIT_CONNECT, "cannot connect to a..b:9000: invalid")
+
     def test_badEndpoint(self) -> None:
         """
         An endpoint description Twisted can't parse exits 2.
@@ -305,3 +350,65 @@ class RunTests(SynchronousTestCase):
             run(self.reactor, args, io.BytesIO(), self.stdout, self.stderr)
         )
         self.assertExits(d, EXIT_USAGE, "--connect 'nosuch:x'")
+
+
+@implementer(IResolutionReceiver)
+class RecordingReceiver:
+    """
+    Record a resolution's events.
+
+    @ivar events: C{"began"}, each address, and C{"complete"}, in order.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def resolutionBegan(self, resolutionInProgress: IHostResolution) -> None:
+        """
+        Record the start, with the name resolved.
+        """
+        self.events.append(("began", resolutionInProgress.name))
+
+    def addressResolved(self, address: IAddress) -> None:
+        """
+        Record an address.
+        """
+        self.events.append(address)
+
+    def resolutionComplete(self) -> None:
+        """
+        Record the end.
+        """
+        self.events.append("complete")
+
+
+class EncodableNamesResolverTests(SynchronousTestCase):
+    """
+    Tests for L{EncodableNamesResolver}, around a resolver that answers
+    127.0.0.1 for every name.
+    """
+
+    def resolve(self, name: str) -> list[object]:
+        """
+        @return: the events of resolving C{name}.
+        """
+        receiver = RecordingReceiver()
+        resolver = EncodableNamesResolver(SynchronousResolver())
+        resolver.resolveHostName(receiver, name, 7)
+        return receiver.events
+
+    def test_unencodableName(self) -> None:
+        """
+        A name C{getaddrinfo} can't encode has no address, at once, without
+        asking the inner resolver (whose thread would never answer).
+        """
+        self.assertEqual(self.resolve("a..b"), [("began", "a..b"), "complete"])
+
+    def test_otherNames(self) -> None:
+        """
+        Every other name goes to the inner resolver.
+        """
+        self.assertEqual(
+            self.resolve("example.com"),
+            [("began", "example.com"), IPv4Address("TCP", "127.0.0.1", 7), "complete"],
+        )

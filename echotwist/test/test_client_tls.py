@@ -12,6 +12,12 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client import EchoClientProtocol, EchoClosedEarly, EchoTLSFailed
+from echotwist.client.__main__ import (
+    EXIT_USAGE,
+    ClientExit,
+    build_parser,
+    make_endpoint,
+)
 
 
 class EchoTLSFailedTests(SynchronousTestCase):
@@ -48,3 +54,22 @@ class EchoTLSFailedTests(SynchronousTestCase):
         A plain lost connection is still L{EchoClosedEarly}.
         """
         self.lose(ConnectionLost()).trap(EchoClosedEarly)
+
+
+class TrustRootsTests(SynchronousTestCase):
+    """
+    Tests for a C{--connect tls:...:trustRoots=DIR} Twisted can't load.
+    """
+
+    def test_missingDirectory(self) -> None:
+        """
+        A trust roots directory that does not exist is a usage error naming
+        the OS's reason, not an empty one.
+        """
+        missing = self.mktemp()
+        args = build_parser().parse_args(
+            ["--connect", f"tls:localhost:1:trustRoots={missing}", "hi"]
+        )
+        error = self.assertRaises(ClientExit, make_endpoint, Clock(), args)
+        self.assertEqual(error.code, EXIT_USAGE)
+        self.assertIn("No such file or directory", str(error))

@@ -4,16 +4,17 @@ Tests for L{echotwist.snapshot} and L{echotwist.metrics}.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
-from prometheus_client.exposition import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.metrics import metrics_registry
+from echotwist.metrics import Sources, metrics_registry, metrics_site
 from echotwist.protocol import Echo, EchoFactory, RefusedEcho
 from echotwist.snapshot import (
     Snapshot,
@@ -180,3 +181,49 @@ class EchoCollectorTests(SynchronousTestCase):
         generate_latest(registry)
         text = generate_latest(registry).decode()
         self.assertIn('echotwist_bytes_echoed_total{worker="0"} 2.0', text)
+
+
+class MetricsSiteTests(SynchronousTestCase):
+    """
+    Tests for L{metrics_site}: C{/metrics} over HTTP.
+    """
+
+    def get(self, path: bytes, sources: Sources) -> bytes:
+        """
+        @return: the whole HTTP response to C{GET path}, as written before
+            the request returns: rendered in this thread, no thread pool.
+        """
+        channel = metrics_site(sources).buildProtocol(
+            IPv4Address("TCP", "127.0.0.1", 1)
+        )
+        assert channel is not None
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        response: bytes = transport.value()
+        return response
+
+    def test_metrics(self) -> None:
+        """
+        C{/metrics} answers at once with Prometheus text, of
+        C{CONTENT_TYPE_LATEST}, from snapshots taken in the calling thread.
+        """
+        threads: list[threading.Thread] = []
+
+        def sources() -> dict[str, Snapshot]:
+            threads.append(threading.current_thread())
+            return {"0": Snapshot(bytes_echoed=7)}
+
+        response = self.get(b"/metrics", sources)
+        head, _, body = response.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "))
+        self.assertIn(b"Content-Type: " + CONTENT_TYPE_LATEST.encode(), head)
+        self.assertIn(b'echotwist_bytes_echoed_total{worker="0"} 7.0', body)
+        self.assertEqual(threads, [threading.current_thread()])
+
+    def test_elsewhere(self) -> None:
+        """
+        Nothing but C{/metrics} is served.
+        """
+        response = self.get(b"/", lambda: {})
+        self.assertTrue(response.startswith(b"HTTP/1.1 404 "))

@@ -205,6 +205,49 @@ class EchoDatagramProtocolTests(SynchronousTestCase):
         protocol.datagramReceived(b"c", ("10.0.0.3", 40000))
         self.assertEqual(transport.written[-1], (b"c", ("10.0.0.3", 40000)))
 
+    def test_busySourceKeepsItsBucket(self) -> None:
+        """
+        With the table full, a new source takes the place of one that has
+        gone quiet, not of one still sending, which can't escape its limit
+        that way.
+        """
+        clock = Clock()
+        protocol, transport = make_protocol(clock, rate=1.0, burst=2, max_sources=2)
+        busy, quiet, new = [(f"10.0.0.{i}", 40000) for i in (1, 2, 3)]
+        protocol.datagramReceived(b"a", busy)
+        protocol.datagramReceived(b"b", quiet)
+        clock.advance(0.5)
+        protocol.datagramReceived(b"a", busy)
+        clock.advance(0.5)
+        protocol.datagramReceived(b"c", new)
+        self.assertEqual(transport.written[-1], (b"c", new))
+        self.assertEqual(protocol.sources_tracked, 2)
+        del transport.written[:]
+        protocol.datagramReceived(b"a", busy)
+        protocol.datagramReceived(b"a", busy)
+        self.assertEqual(len(transport.written), 1)
+
+    def test_fullTableCostsLittle(self) -> None:
+        """
+        While the table is full of busy sources, each datagram from a new
+        source looks at one bucket at most, not at all of them.
+        """
+        protocol, _ = make_protocol(Clock(), rate=1.0, burst=1, max_sources=1000)
+        for i in range(1000):
+            protocol.datagramReceived(b"a", (f"10.0.{i // 256}.{i % 256}", 40000))
+        looked = []
+        full = TokenBucket.full
+
+        def counted(bucket: TokenBucket, now: float) -> bool:
+            looked.append(bucket)
+            return full(bucket, now)
+
+        self.patch(TokenBucket, "full", counted)
+        for i in range(1000):
+            protocol.datagramReceived(b"a", (f"10.1.{i // 256}.{i % 256}", 40000))
+        self.assertEqual(protocol.dropped_rate_limited, 1000)
+        self.assertLessEqual(len(looked), 1000)
+
     def test_sendFailure(self) -> None:
         """
         A datagram the OS refuses to send is counted as dropped, not raised.
