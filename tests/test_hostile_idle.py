@@ -1,16 +1,21 @@
 """
 C{--idle-timeout} counts inactivity: a silent connection is closed, a
-trickling one is served.
+trickling one is served, and one that never reads its echo is aborted.
 """
 
 from __future__ import annotations
 
+import select
+import socket
 import time
+from contextlib import suppress
 
-from sockets import connect, recv_exactly
+from sockets import HOST, connect, recv_exactly, round_trip
 from twistd_support import twistd_echo
 
 TIMEOUT = 1.0
+#: Seconds a socket must stay unwritable to count as stalled.
+STALL = 2.0
 
 
 def test_idle_connection_closed() -> None:
@@ -41,3 +46,25 @@ def test_trickling_connection_served() -> None:
                 time.sleep(TIMEOUT * 0.4)
             assert sent >= 6
         assert "idle for" not in server.output()
+
+
+def test_non_reading_client_aborted_at_idle_timeout() -> None:
+    """
+    A client that sends until the server stops reading from it, and never
+    reads its echo, is aborted at C{--idle-timeout}, which frees its slot:
+    at C{--max-connections 1} the next client is served.
+    """
+    options = ["--idle-timeout", str(TIMEOUT), "--max-connections", "1"]
+    with twistd_echo(*options) as server, socket.socket() as stuck:
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect((HOST, server.port))
+        stuck.setblocking(False)
+        chunk = b"x" * 65536
+        # Fill every buffer on the way, until the server stops reading (or
+        # has already aborted the connection).
+        with suppress(ConnectionResetError, BrokenPipeError):
+            while select.select([], [stuck], [], STALL)[1]:
+                with suppress(BlockingIOError):
+                    stuck.send(chunk)
+        server.wait_for(r"Aborting .*: nothing received for 1.0 s")
+        assert round_trip(server.port, b"next") == b"next"

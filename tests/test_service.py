@@ -211,6 +211,26 @@ def test_clientCannotConnect() -> None:
     assert f"cannot connect to {HOST}:{port}" in result.stderr.decode()
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--udp", "--host", "255.255.255.255", "hi"],
+        ["--host", "a..b", "hi"],
+        ["--udp", "--host", "a..b", "hi"],
+        ["--connect", "tcp:host=a..b:port=1", "hi"],
+    ],
+)
+def test_cannot_connect(argv: list[str]) -> None:
+    """
+    A broadcast address, or a host name that can't be valid, over TCP or
+    UDP: exit 1 with one line, not a traceback or a hang.
+    """
+    result = client(*argv)
+    assert result.returncode == 1
+    [line] = result.stderr.decode().splitlines()
+    assert line.startswith("echotwist-client: cannot connect to ")
+
+
 def test_clientTimeout() -> None:
     """
     A server that accepts but never answers: exit 3 after the timeout.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sockets import HOST
+from sockets import HOST, connect
 from twistd_support import Server, environment, twistd_echo
 
 CLIENT = [sys.executable, "-m", "echotwist.client"]
@@ -119,13 +120,21 @@ def tls_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
     yield files
 
 
+def tls_port(tls_files: dict[str, Path]) -> str:
+    """
+    @param tls_files: from L{tls_files}.
+    @return: the C{--port} for TLS on loopback with the server certificate.
+    """
+    keys = f"privateKey={tls_files['key']}:certKey={tls_files['cert']}"
+    return f"ssl:0:{keys}:interface={HOST}"
+
+
 @pytest.fixture
 def tls_server(tls_files: dict[str, Path]) -> Iterator[Server]:
     """
     A C{twistd echo} serving TLS on loopback with the server certificate.
     """
-    port = f"ssl:0:privateKey={tls_files['key']}:certKey={tls_files['cert']}"
-    with twistd_echo(ports=[f"{port}:interface={HOST}"]) as server:
+    with twistd_echo(ports=[tls_port(tls_files)]) as server:
         yield server
 
 
@@ -174,3 +183,34 @@ def test_tls_wrong_ca_refused(tls_server: Server, tls_files: dict[str, Path]) ->
     assert b"Traceback" not in result.stderr
     ok = _client(tls_server, tls_files["roots"], "still up")
     assert ok.returncode == 0
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """
+    @param sock: a connected socket with a timeout.
+    @return: whether the server has closed C{sock} (an end of file or a
+        reset) before the timeout.
+    """
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_tls_refusals_closed_quietly(tls_files: dict[str, Path]) -> None:
+    """
+    On an C{ssl:} port at C{--max-connections 1}, each connection over the
+    limit is closed at once, the limit is logged once, and nothing is logged
+    as an error.
+    """
+    limited = twistd_echo("--max-connections", "1", ports=[tls_port(tls_files)])
+    with limited as server, connect(server.port):
+        server.wait_for("Connected by")
+        for _ in range(3):
+            with connect(server.port) as sock:
+                assert closed_by_server(sock)
+        server.wait_for(r"Connection limit \(1\) reached")
+        log = server.output()
+    assert log.count("Connection limit (1) reached") == 1
+    assert "Unhandled Error" not in log
+    assert "Traceback" not in log

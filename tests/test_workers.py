@@ -8,10 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -67,14 +68,17 @@ def scrape(port: int) -> dict[str, dict[str, float]]:
     }
 
 
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Server]:
+@contextlib.contextmanager
+def two_workers(
+    *options: str, directory: Path, ports: Sequence[str] = (LOOPBACK,)
+) -> Iterator[Server]:
     """
-    C{twistd -n echo --workers 2} with metrics, once both workers listen;
-    stopped with SIGTERM, its workers then killed if any is left.
+    C{twistd -n echo --workers 2 OPTIONS} on C{ports}, once both workers
+    listen; stopped with SIGTERM, its workers then killed if any is left.
     """
-    options = ["--workers", "2", "--metrics", LOOPBACK]
-    with twistd_echo(*options, directory=tmp_path) as twistd:
+    with twistd_echo(
+        "--workers", "2", *options, ports=ports, directory=directory
+    ) as twistd:
         twistd.wait_for(WORKER_STARTED, count=2)
         try:
             yield twistd
@@ -84,6 +88,15 @@ def workers(tmp_path: Path) -> Iterator[Server]:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Server]:
+    """
+    L{two_workers} with metrics.
+    """
+    with two_workers("--metrics", LOOPBACK, directory=tmp_path) as twistd:
+        yield twistd
 
 
 def metrics_port(twistd: Server) -> int:
@@ -130,6 +143,26 @@ def test_restart_dead_worker(workers: Server) -> None:
     assert len(after) == 2 and before[0] not in after and before[1] in after
     for i in range(10):
         assert echo_once(workers.port, b"still here %d" % i) == b"still here %d" % i
+
+
+def test_worker_stopping_keeps_unix_path(tmp_path: Path) -> None:
+    """
+    With C{--workers 2} on a C{unix:} port, a worker that is stopped (and
+    replaced) leaves the socket's path in place: clients still connect.
+    """
+    path = tmp_path / "echo.sock"
+    with two_workers(ports=[f"unix:{path}"], directory=tmp_path) as twistd:
+        first = worker_pids(twistd.process.pid)[0]
+        os.kill(first, signal.SIGTERM)
+        twistd.wait_for(r"worker \d exited")
+        assert path.exists()
+        for _ in range(5):
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(TIMEOUT)
+                sock.connect(str(path))
+                sock.sendall(b"still here")
+                sock.shutdown(socket.SHUT_WR)
+                assert sock.recv(64) == b"still here"
 
 
 def test_sigterm_stops_all(workers: Server) -> None:
