@@ -1,6 +1,8 @@
 """
-Write an echo straight to the socket when nothing is waiting to go out.
+Echo on a plain connection without the layers Twisted puts round each call.
 
+Writing: an echo goes straight to the socket when nothing is waiting to go
+out.
 L{FileDescriptor.write} only buffers: the bytes leave on the reactor's next
 writable event, which costs two C{epoll_ctl} calls (start and stop watching
 for writability) and one more trip round the reactor for every echo.  When
@@ -9,18 +11,49 @@ keeps the order and skips all of that; whatever the socket does not take is
 handed to C{transport.write} as usual, which then buffers it, pauses the
 producer past C{bufferSize} and closes on error exactly as before.
 
+Reading: the reactor calls a connection's C{doRead}, which calls
+C{_dataReceived}, which calls the protocol's C{dataReceived}, which writes.
+For an echo those calls, not the two system calls, are most of the Python
+time per echo; L{read_and_echo} does the same work in one call and is put in
+the connection's C{doRead}'s place.
+
 Only plain TCP and UNIX connections (L{twisted.internet.tcp.Connection} and
-its subclasses) with no TLS started take the direct path; every other
-transport, and any of those with something buffered or closing, gets
-C{transport.write}.
+its subclasses) with no TLS started take the direct paths, and only those
+whose C{doRead} is Twisted's plain C{recv} one (not UNIX's, which receives
+file descriptors) read directly; every other transport, and any of those
+with something buffered or closing, gets C{transport.write} and Twisted's
+own C{doRead}.
 """
 
 from __future__ import annotations
 
-from typing import TypeGuard
+from errno import EWOULDBLOCK
+from typing import Protocol, TypeGuard
 
+from twisted.internet import main
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import ITransport
 from twisted.internet.tcp import Connection
+
+
+class Counted(Protocol):
+    """
+    What L{read_and_echo} updates on the protocol for each chunk it echoes:
+    an L{echotwist.protocol.Echo}'s byte count and idle timer.
+    """
+
+    bytes_in: int
+
+    @property
+    def timeOut(self) -> float | None:
+        """
+        The idle timeout in seconds, or L{None} if there is none.
+        """
+
+    def resetTimeout(self) -> None:
+        """
+        Start the idle timer again: something was received.
+        """
 
 
 def can_send_directly(transport: ITransport) -> TypeGuard[Connection]:
@@ -35,6 +68,44 @@ def can_send_directly(transport: ITransport) -> TypeGuard[Connection]:
     @return: whether it is a TCP or UNIX connection with no TLS started.
     """
     return isinstance(transport, Connection) and not transport.TLS
+
+
+def can_read_directly(connection: Connection) -> bool:
+    """
+    Decide whether L{read_and_echo} may stand in for C{connection.doRead}.
+
+    @param connection: a connection L{can_send_directly} accepted.
+    @return: whether its C{doRead} is L{Connection.doRead}, the one
+        L{read_and_echo} does the work of.
+    """
+    return type(connection).doRead is Connection.doRead
+
+
+def read_and_echo(
+    connection: Connection, protocol: Counted
+) -> ConnectionDone | ConnectionLost | None:
+    """
+    Read what the socket has and echo it: L{Connection.doRead}, C{Echo}'s
+    C{dataReceived} and L{send} in one call, with their results.
+
+    @param connection: a connection L{can_read_directly} accepted, whose
+        protocol is C{protocol}.
+    @param protocol: the connection's echo protocol, whose count and idle
+        timer are updated as its C{dataReceived} would.
+    @return: what C{doRead} returns: why the connection ended (the peer
+        closed or reset it), or L{None} while it goes on.
+    """
+    try:
+        data = connection.socket.recv(connection.bufferSize)
+    except OSError as error:
+        return None if error.args[0] == EWOULDBLOCK else main.CONNECTION_LOST
+    if not data:
+        return main.CONNECTION_DONE
+    protocol.bytes_in += len(data)
+    if protocol.timeOut is not None:
+        protocol.resetTimeout()
+    send(connection, data)
+    return None
 
 
 def send(connection: Connection, data: bytes) -> None:

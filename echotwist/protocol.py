@@ -18,16 +18,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
-from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol, IReactorTime
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import (
+    IAddress,
+    IHalfCloseableProtocol,
+    IReactorTime,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from echotwist.fastpath import can_send_directly, send
+from echotwist.fastpath import (
+    can_read_directly,
+    can_send_directly,
+    read_and_echo,
+    send,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -57,6 +68,23 @@ def describe_peer(address: IAddress) -> str:
     return repr(address)
 
 
+def _over_tcp(transport: ITransport) -> TypeGuard[ITCPTransport]:
+    """
+    Tell whether a transport runs over TCP (TLS included), where Nagle's
+    algorithm can be turned off.
+
+    (A UNIX connection claims L{ITCPTransport} too, as a subclass of the TCP
+    one, but its socket has no C{TCP_NODELAY}.)
+
+    @param transport: a connected transport.
+    @return: whether it has C{setTcpNoDelay} and its own address is an IP
+        one.
+    """
+    return ITCPTransport.providedBy(transport) and isinstance(
+        transport.getHost(), (IPv4Address, IPv6Address)
+    )
+
+
 @implementer(IHalfCloseableProtocol)
 class Echo(Protocol, TimeoutMixin):
     """
@@ -81,7 +109,9 @@ class Echo(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         """
-        Register the transport as its own producer, start the idle timer and
+        Register the transport as its own producer, turn Nagle's algorithm
+        off over TCP (an echo must not wait for the peer's delayed ACK),
+        choose the direct paths where they apply, start the idle timer and
         log the peer.
         """
         transport = self.transport
@@ -90,8 +120,14 @@ class Echo(Protocol, TimeoutMixin):
         self._started = factory.clock.seconds()
         self.peer = describe_peer(transport.getPeer())
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
+        if _over_tcp(transport):
+            transport.setTcpNoDelay(True)
         if can_send_directly(transport):
             self._write = partial(send, transport)
+            if not factory.verbose and can_read_directly(transport):
+                transport.doRead = partial(  # type: ignore[method-assign]
+                    read_and_echo, transport, self
+                )
         else:
             self._write = transport.write
         self.callLater = factory.clock.callLater  # type: ignore[assignment]
@@ -173,6 +209,9 @@ class Echo(Protocol, TimeoutMixin):
             in the same single line, never as a traceback.
         """
         self.setTimeout(None)
+        # A read_and_echo put in the transport's doRead refers to the
+        # transport: drop it, so that the two need no cyclic collection.
+        vars(self.transport).pop("doRead", None)
         duration = self.factory.clock.seconds() - self._started
         self.factory.connection_closed(self)
         self.log.info(

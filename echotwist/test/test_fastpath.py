@@ -8,16 +8,23 @@ from __future__ import annotations
 import socket
 
 from OpenSSL import SSL
+from twisted.internet import main
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Connection, Server
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.unix import Server as UNIXServer
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from echotwist.fastpath import can_send_directly, send
-from echotwist.protocol import EchoFactory
+from echotwist.fastpath import (
+    can_read_directly,
+    can_send_directly,
+    read_and_echo,
+    send,
+)
+from echotwist.protocol import Echo, EchoFactory
 
 
 def connected(
@@ -158,6 +165,7 @@ class SendTests(SynchronousTestCase):
             0,
             MemoryReactorClock(),
         )
+        connection.getHost = lambda: None  # type: ignore[method-assign]
         connection.startTLS(_BareContext())
         self.assertFalse(can_send_directly(connection))
         protocol.makeConnection(connection)
@@ -176,10 +184,140 @@ class SendTests(SynchronousTestCase):
         self.assertEqual(reactor.getWriters(), [connection])
 
 
+class ReadAndEchoTests(SynchronousTestCase):
+    """
+    Tests for L{can_read_directly} and L{read_and_echo}.
+    """
+
+    def echoing(
+        self, idle_timeout: float | None = 10.0
+    ) -> tuple[Connection, Echo, socket.socket, Clock]:
+        """
+        @return: a connection whose echo protocol is connected to it (the
+            idle timer on C{clock}), the other end of its socket and the
+            clock.
+        """
+        connection, peer, _reactor = connected(self)
+        clock = Clock()
+        protocol = EchoFactory(clock, idle_timeout=idle_timeout).buildProtocol(
+            None  # type: ignore[arg-type]
+        )
+        assert protocol is not None
+        connection.protocol = protocol
+        connection.getPeer = lambda: None  # type: ignore[method-assign]
+        connection.getHost = lambda: None  # type: ignore[method-assign]
+        protocol.makeConnection(connection)
+        return connection, protocol, peer, clock
+
+    def test_plainConnectionsOnly(self) -> None:
+        """
+        Only a connection whose C{doRead} is Twisted's plain one may read
+        directly: not a UNIX server connection, whose C{doRead} also receives
+        file descriptors.
+        """
+        connection, _peer, reactor = connected(self)
+        self.assertTrue(can_read_directly(connection))
+        ours, theirs = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+        unix = UNIXServer(ours, Protocol(), None, None, 0, reactor)
+        self.assertFalse(can_read_directly(unix))
+
+    def test_echoesAndCounts(self) -> None:
+        """
+        What the peer sent is echoed straight back, in order, and counted as
+        the protocol's C{dataReceived} would.
+        """
+        connection, protocol, peer, _clock = self.echoing()
+        peer.send(b"first ")
+        self.assertIsNone(read_and_echo(connection, protocol))
+        peer.send(b"second")
+        self.assertIsNone(read_and_echo(connection, protocol))
+        self.assertEqual(drain(peer), b"first second")
+        self.assertEqual(protocol.bytes_in, 12)
+
+    def test_resetsIdleTimer(self) -> None:
+        """
+        Each read starts the idle timer again: a connection read from just
+        before its timeout is kept, and closed a whole timeout later.
+        """
+        connection, protocol, peer, clock = self.echoing(idle_timeout=10.0)
+        clock.advance(9)
+        peer.send(b"x")
+        read_and_echo(connection, protocol)
+        clock.advance(9)
+        self.assertFalse(connection.disconnecting)
+        clock.advance(1)
+        self.assertTrue(connection.disconnecting)
+
+    def test_nothingToRead(self) -> None:
+        """
+        A read that would block is no error: the connection goes on.
+        """
+        connection, protocol, _peer, _clock = self.echoing()
+        self.assertIsNone(read_and_echo(connection, protocol))
+        self.assertEqual(protocol.bytes_in, 0)
+
+    def test_peerClosed(self) -> None:
+        """
+        End of file is reported as C{doRead} reports it, a clean close (so a
+        half-closing client still gets the rest of its echo).
+        """
+        connection, protocol, peer, _clock = self.echoing()
+        peer.shutdown(socket.SHUT_WR)
+        self.assertIs(read_and_echo(connection, protocol), main.CONNECTION_DONE)
+
+    def test_peerReset(self) -> None:
+        """
+        A socket error on reading (here the peer closing with our echo
+        unread, a reset) is reported as a lost connection.
+        """
+        connection, protocol, peer, _clock = self.echoing()
+        connection.socket.send(b"unread")
+        peer.close()
+        self.assertIs(read_and_echo(connection, protocol), main.CONNECTION_LOST)
+
+
 class EchoDirectTests(SynchronousTestCase):
     """
-    L{echotwist.protocol.Echo} writes through L{send}.
+    L{echotwist.protocol.Echo} writes through L{send}, and reads through
+    L{read_and_echo} where it may.
     """
+
+    def connect(self, verbose: bool = False) -> tuple[Connection, Echo]:
+        """
+        @return: a connection and the L{Echo} connected to it.
+        """
+        connection, _peer, _reactor = connected(self)
+        factory = EchoFactory(Clock(), verbose=verbose)
+        protocol = factory.buildProtocol(None)  # type: ignore[arg-type]
+        assert protocol is not None
+        connection.protocol = protocol
+        connection.getPeer = lambda: None  # type: ignore[method-assign]
+        connection.getHost = lambda: None  # type: ignore[method-assign]
+        protocol.makeConnection(connection)
+        return connection, protocol
+
+    def test_readsDirectly(self) -> None:
+        """
+        On a plain connection the transport's C{doRead} becomes
+        L{read_and_echo} on it and the protocol, until the connection is
+        lost.
+        """
+        connection, protocol = self.connect()
+        read = connection.doRead
+        self.assertIs(read.func, read_and_echo)  # type: ignore[attr-defined]
+        self.assertEqual(read.args, (connection, protocol))  # type: ignore[attr-defined]
+        protocol.connectionLost()
+        self.assertNotIn("doRead", vars(connection))
+
+    def test_verboseReadsThroughDataReceived(self) -> None:
+        """
+        With C{--verbose} each chunk must pass through C{dataReceived} to be
+        logged: Twisted's own C{doRead} is kept.
+        """
+        connection, _protocol = self.connect(verbose=True)
+        self.assertNotIn("doRead", vars(connection))
 
     def test_echoOverSocket(self) -> None:
         """
@@ -197,6 +335,7 @@ class EchoDirectTests(SynchronousTestCase):
         connection = Connection(ours, protocol, reactor)
         connection.connected = True
         connection.getPeer = lambda: None  # type: ignore[method-assign]
+        connection.getHost = lambda: None  # type: ignore[method-assign]
         protocol.makeConnection(connection)
         protocol.dataReceived(b"ping")
         self.assertEqual(drain(peer), b"ping")

@@ -11,7 +11,12 @@ from twisted.internet import main
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IHalfCloseableProtocol, IOpenSSLContextFactory
+from twisted.internet.interfaces import (
+    IAddress,
+    IHalfCloseableProtocol,
+    IOpenSSLContextFactory,
+    ITCPTransport,
+)
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Connection
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -19,7 +24,7 @@ from twisted.logger import capturedLogs
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
 from echotwist.protocol import Echo, EchoFactory, RefusedEcho, describe_peer
 
@@ -37,6 +42,26 @@ def connect(factory: EchoFactory) -> tuple[Echo, StringTransport]:
     transport = StringTransport(peerAddress=PEER)
     protocol.makeConnection(transport)
     return protocol, transport
+
+
+class _TCPStringTransport(StringTransport):
+    """
+    A L{StringTransport} that says it has TCP's options (as TCP, TLS and
+    UNIX transports do), recording C{setTcpNoDelay}.
+
+    @ivar no_delay: what C{setTcpNoDelay} was last given, or L{None}.
+    """
+
+    def __init__(self, host: IAddress) -> None:
+        super().__init__(hostAddress=host, peerAddress=PEER)
+        alsoProvides(self, ITCPTransport)
+        self.no_delay: bool | None = None
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        """
+        @param enabled: whether Nagle's algorithm is to be off.
+        """
+        self.no_delay = enabled
 
 
 class EchoTests(SynchronousTestCase):
@@ -59,6 +84,22 @@ class EchoTests(SynchronousTestCase):
             protocol.dataReceived(chunk)
         self.assertEqual(transport.value(), b"".join(chunks))
         self.assertEqual(protocol.bytes_in, len(b"".join(chunks)))
+
+    def test_noDelayOverTCP(self) -> None:
+        """
+        Over TCP Nagle's algorithm is turned off, so that an echo is never
+        held back waiting for the peer to acknowledge the one before; a UNIX
+        connection (whose class claims L{ITCPTransport} too) and a transport
+        without TCP options are left alone.
+        """
+        tcp = _TCPStringTransport(IPv4Address("TCP", "127.0.0.1", 9000))
+        unix = _TCPStringTransport(UNIXAddress(b"/run/echo.sock"))
+        for transport in tcp, unix, StringTransport():
+            protocol = self.factory.buildProtocol(PEER)
+            assert protocol is not None
+            protocol.makeConnection(transport)
+        self.assertEqual(tcp.no_delay, True)
+        self.assertEqual(unix.no_delay, None)
 
     def test_registersTransportAsStreamingProducer(self) -> None:
         """
@@ -262,6 +303,7 @@ def socket_connection(
     connection = Connection(ours, protocol, reactor)
     connection.connected = True
     connection.getPeer = lambda: PEER  # type: ignore[method-assign]
+    connection.getHost = lambda: None  # type: ignore[method-assign]
     protocol.makeConnection(connection)
     return protocol, connection, reactor
 
