@@ -11,7 +11,9 @@ traceback) and the loop carries on with the next event; only the C{system}
 tag on legacy log lines is lost (echotwist logs with L{twisted.logger} and
 names the peer in its own messages).
 
-Use it with C{twistd --reactor=echotwist-epoll echo ...}.
+C{twistd echo} runs on it unless C{--reactor} names another (see
+L{echotwist.tap.install_default_reactor}); other twistd plugins can choose it
+with C{twistd --reactor=echotwist-epoll ...}.
 """
 
 from __future__ import annotations

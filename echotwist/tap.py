@@ -7,6 +7,8 @@ L{twisted.tap.portforward} serves C{twistd portforward}.
 
 from __future__ import annotations
 
+import select
+import sys
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TypeVar
@@ -194,6 +196,7 @@ class Options(usage.Options):
 
         @raise usage.UsageError: naming the option and the value at fault.
         """
+        install_default_reactor()
         backlog = _number(int, "backlog", self["backlog"], 1)
         self["backlog"] = backlog
         self["max-connections"] = _number(
@@ -217,6 +220,24 @@ class Options(usage.Options):
             check_shareable(self["ports"])
         if self["metrics"] is not None:
             _check_metrics(self["metrics"])
+
+
+def install_default_reactor() -> None:
+    """
+    Make the echotwist-epoll reactor (L{echotwist.reactor}) the one
+    C{twistd echo} runs on, unless one is installed already.
+
+    twistd installs the reactor C{--reactor} names while it reads its own
+    options, before ours; with none named, nothing has imported the global
+    reactor yet and this installs ours, so that the fast reactor is the
+    default and C{--reactor} still chooses any other.  Where there is no
+    epoll (not Linux) Twisted's default is left to be installed.
+    """
+    if "twisted.internet.reactor" in sys.modules or not hasattr(select, "epoll"):
+        return
+    from echotwist.reactor import install
+
+    install()
 
 
 def udp_address(value: str) -> tuple[str, int]:

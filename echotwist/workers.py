@@ -47,6 +47,7 @@ from twisted.logger import (
 )
 from twisted.python import usage
 from twisted.python.failure import Failure
+from twisted.python.reflect import namedModule, qual
 
 from echotwist.descriptors import endpoint_kind, listeners
 from echotwist.snapshot import Snapshot, take_snapshot
@@ -363,6 +364,7 @@ class WorkerPool(Service):
         self._restarts.pop(index, None)
         fds: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
         argv = [sys.executable, "-m", "echotwist.workers", "--worker", str(index)]
+        argv += ["--reactor", type(self._reactor).__module__]
         for child_fd, port in enumerate(self._ports, start=3):
             sock = cast(socket.socket, port.socket)  # type: ignore[attr-defined]
             fds[child_fd] = sock.fileno()
@@ -417,7 +419,14 @@ class WorkerOptions(usage.Options):
     """
 
     optParameters = [
-        ["worker", None, "1", "This worker's number (labels the process only)."]
+        ["worker", None, "1", "This worker's number (labels the process only)."],
+        [
+            "reactor",
+            None,
+            None,
+            "The module of the parent's reactor, whose install() installs one "
+            "for this worker (else Twisted's default).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -502,13 +511,15 @@ def start_worker(reactor: IReactorCore, *argv: str) -> EchoFactory:
 def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
     """
     Serve the inherited sockets until stdin closes or a signal stops us,
-    reporting our counts on stdout.
+    reporting our counts on stdout; log the reactor's class first, as
+    twistd does.
 
     @param reactor: the reactor.
     @param argv: the command line, as L{WorkerOptions} reads it.
     @return: fires when the parent has gone.
     @raise SystemExit: if a socket can't be listened on.
     """
+    Logger().info("reactor class: {reactor}", reactor=qual(type(reactor)))
     factory = start_worker(reactor, *argv)
     reports = _Reports()
     StandardIO(reports, reactor=reactor)
@@ -519,6 +530,24 @@ def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
 
     task.LoopingCall(report).start(REPORT_INTERVAL)
     return reports.gone
+
+
+def install_reactor(module_name: str | None) -> None:
+    """
+    Install the reactor the parent runs on, so that workers serve as the
+    parent would have (the echotwist-epoll reactor by default, or the one
+    C{twistd --reactor} chose).
+
+    @param module_name: the module that defines the parent reactor's class;
+        Twisted's reactor modules (and L{echotwist.reactor}) have an
+        C{install()}.  L{None}, or a module without one, leaves Twisted's
+        default to be installed.
+    """
+    if module_name is None:
+        return
+    install = getattr(namedModule(module_name), "install", None)
+    if install is not None:
+        install()
 
 
 def main() -> None:
@@ -534,7 +563,11 @@ def main() -> None:
         ],
         redirectStandardIO=False,
     )
-    task.react(run_worker, sys.argv[1:])
+    argv = sys.argv[1:]
+    options = WorkerOptions()
+    options.parseOptions(argv)
+    install_reactor(options["reactor"])
+    task.react(run_worker, argv)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ def test_compare(tmp_path: Path) -> None:
     per server with no errors; and draws the plot.
     """
     plot = tmp_path / "bench.png"
-    servers = "echotwist,echotwist-epoll,reference-select,twisted-wire,asyncio"
+    servers = "echotwist,echotwist-stock,reference-select,twisted-wire,asyncio"
     result = bench(
         "--compare",
         "--workloads",

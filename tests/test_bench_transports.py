@@ -1,8 +1,8 @@
 """
 The speed work keeps every transport correct: a large echo in order, with
 the client not reading while it sends (so backpressure engages), then a
-half-close, over TCP, UNIX and TLS, on the default reactor and on the
-C{echotwist-epoll} reactor.
+half-close, over TCP, UNIX and TLS, on C{twistd echo}'s default reactor
+(C{echotwist-epoll}) and on Twisted's own epoll reactor.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def write_certificate(directory: Path) -> tuple[Path, Path]:
     return key_path, cert_path
 
 
-@pytest.fixture(params=["default", "echotwist-epoll"])
+@pytest.fixture(params=["default", "epoll"])
 def ports(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[dict[str, object]]:

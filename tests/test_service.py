@@ -6,6 +6,7 @@ ports, real processes.
 from __future__ import annotations
 
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -57,6 +58,24 @@ def test_readmeExample(server: Server) -> None:
     )
     server.wait_for(r"Disconnected \('127\.0\.0\.1', \d+\): 11 bytes in")
     assert "Connected by ('127.0.0.1', " in server.output()
+
+
+@pytest.mark.parametrize(
+    ("twistd_options", "reactor"),
+    [
+        ((), "echotwist.reactor.EchoReactor"),
+        (("--reactor", "poll"), "twisted.internet.pollreactor.PollReactor"),
+    ],
+)
+def test_reactor(tmp_path: Path, twistd_options: tuple[str, ...], reactor: str) -> None:
+    """
+    C{twistd echo} runs on the echotwist-epoll reactor unless twistd's
+    C{--reactor} names another, and then on that one; it echoes on both.
+    """
+    with twistd_echo(directory=tmp_path, twistd_options=twistd_options) as twistd:
+        result = client("--port", str(twistd.port), "which reactor")
+        assert (result.returncode, result.stdout) == (0, b"which reactor\n")
+        twistd.wait_for(rf"reactor class: {re.escape(reactor)}\.")
 
 
 def test_binaryThroughStdin(server: Server) -> None:

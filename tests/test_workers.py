@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -70,14 +71,23 @@ def scrape(port: int) -> dict[str, dict[str, float]]:
 
 @contextlib.contextmanager
 def two_workers(
-    *options: str, directory: Path, ports: Sequence[str] = (LOOPBACK,)
+    *options: str,
+    directory: Path,
+    ports: Sequence[str] = (LOOPBACK,),
+    twistd_options: Sequence[str] = (),
 ) -> Iterator[Server]:
     """
-    C{twistd -n echo --workers 2 OPTIONS} on C{ports}, once both workers
-    listen; stopped with SIGTERM, its workers then killed if any is left.
+    C{twistd -n TWISTD_OPTIONS echo --workers 2 OPTIONS} on C{ports}, once
+    both workers listen; stopped with SIGTERM, its workers then killed if
+    any is left.
     """
     with twistd_echo(
-        "--workers", "2", *options, ports=ports, directory=directory
+        "--workers",
+        "2",
+        *options,
+        ports=ports,
+        directory=directory,
+        twistd_options=twistd_options,
     ) as twistd:
         twistd.wait_for(WORKER_STARTED, count=2)
         try:
@@ -88,6 +98,25 @@ def two_workers(
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    ("twistd_options", "reactor"),
+    [
+        ((), "echotwist.reactor.EchoReactor"),
+        (("--reactor", "poll"), "twisted.internet.pollreactor.PollReactor"),
+    ],
+)
+def test_workers_run_on_parents_reactor(
+    tmp_path: Path, twistd_options: tuple[str, ...], reactor: str
+) -> None:
+    """
+    Workers run on the reactor the parent runs on: C{twistd echo}'s default,
+    or the one C{--reactor} named.
+    """
+    with two_workers(directory=tmp_path, twistd_options=twistd_options) as twistd:
+        twistd.wait_for(rf"worker \d+: .*reactor class: {re.escape(reactor)}", 2)
+        assert echo_once(twistd.port, b"ping") == b"ping"
 
 
 @pytest.fixture

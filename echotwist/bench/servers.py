@@ -1,7 +1,11 @@
 """
 The echo servers C{--compare} loads, each started in its own process on a
 free loopback port; and, run as C{python -m echotwist.bench.servers KIND
-PORT}, the small comparison servers that are not part of echotwist:
+PORT}, the small comparison servers that are not part of echotwist.
+
+C{echotwist} is C{twistd echo} as it runs by default, on the echotwist-epoll
+reactor; C{echotwist-stock} is the same service on Twisted's own epoll
+reactor (C{twistd --reactor epoll echo}).  The others:
 Twisted's own L{twisted.protocols.wire.Echo}, an asyncio Protocol server and
 a uvloop one.
 """
@@ -41,7 +45,7 @@ class ServerSpec:
         """
         if self.name.startswith("echotwist"):
             twistd = str(Path(sys.executable).with_name("twistd"))
-            reactor = ["--reactor", "echotwist-epoll"] if "epoll" in self.name else []
+            reactor = ["--reactor", "epoll"] if self.name == "echotwist-stock" else []
             listen = f"tcp:{port}:interface=127.0.0.1"
             return [twistd, "-n", "--pidfile=", *reactor, "echo", "--port", listen]
         if self.name == "reference-select":
@@ -71,7 +75,7 @@ class ServerSpec:
 
 SERVERS = (
     ServerSpec("echotwist", "echotwist.protocol"),
-    ServerSpec("echotwist-epoll", "echotwist.reactor"),
+    ServerSpec("echotwist-stock", "twisted.internet.epollreactor"),
     ServerSpec("reference-select", "echotwist.reference.selecting"),
     ServerSpec("twisted-wire", "twisted.protocols.wire"),
     ServerSpec("asyncio", "asyncio"),

@@ -270,7 +270,8 @@ class WorkerPoolTests(SynchronousTestCase):
     def test_spawn(self) -> None:
         """
         Each worker runs C{python -m echotwist.workers} with its number, the
-        listening socket as fd 3, and the echo options after C{--}.
+        module of the parent's reactor, the listening socket as fd 3, and the
+        echo options after C{--}.
         """
         [port] = self.reactor.ports
         self.assertEqual(len(self.reactor.processes), 2)
@@ -281,6 +282,8 @@ class WorkerPoolTests(SynchronousTestCase):
                 [
                     "--worker",
                     str(index),
+                    "--reactor",
+                    "twisted.internet.testing",
                     "--fd",
                     "3:AF_INET",
                     "--",
