@@ -283,7 +283,7 @@ class WorkerPoolTests(SynchronousTestCase):
                     "--worker",
                     str(index),
                     "--reactor",
-                    "twisted.internet.testing",
+                    type(self.reactor).__module__,
                     "--fd",
                     "3:AF_INET",
                     "--",
