@@ -70,28 +70,32 @@ def can_send_directly(transport: ITransport) -> TypeGuard[Connection]:
     return isinstance(transport, Connection) and not transport.TLS
 
 
-def can_read_directly(connection: Connection) -> bool:
+def can_read_directly(connection: Connection, protocol: object) -> bool:
     """
     Decide whether L{read_and_echo} may stand in for C{connection.doRead}.
 
     @param connection: a connection L{can_send_directly} accepted.
+    @param protocol: the echo protocol being connected to it.
     @return: whether its C{doRead} is L{Connection.doRead}, the one
-        L{read_and_echo} does the work of.
+        L{read_and_echo} does the work of, and C{protocol} is its protocol
+        (not one wrapped inside it).
     """
-    return type(connection).doRead is Connection.doRead
+    return type(connection).doRead is Connection.doRead and (
+        connection.protocol is protocol
+    )
 
 
-def read_and_echo(
-    connection: Connection, protocol: Counted
-) -> ConnectionDone | ConnectionLost | None:
+def read_and_echo(connection: Connection) -> ConnectionDone | ConnectionLost | None:
     """
     Read what the socket has and echo it: L{Connection.doRead}, C{Echo}'s
     C{dataReceived} and L{send} in one call, with their results.
 
-    @param connection: a connection L{can_read_directly} accepted, whose
-        protocol is C{protocol}.
-    @param protocol: the connection's echo protocol, whose count and idle
-        timer are updated as its C{dataReceived} would.
+    Bound to the connection (C{MethodType(read_and_echo, connection)}), it
+    takes the place of the connection's own C{doRead}.
+
+    @param connection: a connection L{can_read_directly} accepted; its
+        protocol's count and idle timer are updated as its C{dataReceived}
+        would.
     @return: what C{doRead} returns: why the connection ended (the peer
         closed or reset it), or L{None} while it goes on.
     """
@@ -101,6 +105,7 @@ def read_and_echo(
         return None if error.args[0] == EWOULDBLOCK else main.CONNECTION_LOST
     if not data:
         return main.CONNECTION_DONE
+    protocol: Counted = connection.protocol  # type: ignore[assignment]
     protocol.bytes_in += len(data)
     if protocol.timeOut is not None:
         protocol.resetTimeout()

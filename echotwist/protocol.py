@@ -17,12 +17,13 @@ put on an open network, all of them Twisted machinery rather than our own:
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from types import MethodType
 from typing import TYPE_CHECKING, TypeGuard
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
     IAddress,
+    IDelayedCall,
     IHalfCloseableProtocol,
     IReactorTime,
     ITCPTransport,
@@ -97,9 +98,9 @@ class Echo(Protocol, TimeoutMixin):
 
     factory: EchoFactory
     log = Logger()
-    #: Writes an echo: L{send} on the transport where it may be used, else
-    #: the transport's C{write}; chosen once the connection is made.
-    _write: Callable[[bytes], None]
+    #: Whether echoes are written with L{send} (on a plain connection) rather
+    #: than C{transport.write}; decided once the connection is made.
+    _sends_directly = False
 
     def __init__(self) -> None:
         self.bytes_in = 0
@@ -123,14 +124,11 @@ class Echo(Protocol, TimeoutMixin):
         if _over_tcp(transport):
             transport.setTcpNoDelay(True)
         if can_send_directly(transport):
-            self._write = partial(send, transport)
-            if not factory.verbose and can_read_directly(transport):
-                transport.doRead = partial(  # type: ignore[method-assign]
-                    read_and_echo, transport, self
+            self._sends_directly = True
+            if not factory.verbose and can_read_directly(transport, self):
+                transport.doRead = MethodType(  # type: ignore[method-assign]
+                    read_and_echo, transport
                 )
-        else:
-            self._write = transport.write
-        self.callLater = factory.clock.callLater  # type: ignore[assignment]
         self.setTimeout(factory.idle_timeout)
         factory.connection_opened(self)
         self.log.info("Connected by {peer}", peer=self.peer)
@@ -151,7 +149,21 @@ class Echo(Protocol, TimeoutMixin):
                 peer=self.peer,
                 chunk=_truncated_repr(data),
             )
-        self._write(data)
+        if self._sends_directly:
+            send(self.transport, data)  # type: ignore[arg-type]
+        else:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """
+        Schedule the idle timer (L{TimeoutMixin} asks) on the factory's
+        clock, not the global reactor.
+
+        @param period: seconds from now.
+        @param func: what to call then.
+        @return: the scheduled call.
+        """
+        return self.factory.clock.callLater(period, func)
 
     def readConnectionLost(self) -> None:
         """

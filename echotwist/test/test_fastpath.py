@@ -212,16 +212,19 @@ class ReadAndEchoTests(SynchronousTestCase):
     def test_plainConnectionsOnly(self) -> None:
         """
         Only a connection whose C{doRead} is Twisted's plain one may read
-        directly: not a UNIX server connection, whose C{doRead} also receives
-        file descriptors.
+        directly, for its own protocol: not a UNIX server connection, whose
+        C{doRead} also receives file descriptors, nor for a protocol wrapped
+        inside the connection's.
         """
         connection, _peer, reactor = connected(self)
-        self.assertTrue(can_read_directly(connection))
+        self.assertTrue(can_read_directly(connection, connection.protocol))
+        self.assertFalse(can_read_directly(connection, Protocol()))
         ours, theirs = socket.socketpair()
         self.addCleanup(ours.close)
         self.addCleanup(theirs.close)
-        unix = UNIXServer(ours, Protocol(), None, None, 0, reactor)
-        self.assertFalse(can_read_directly(unix))
+        inner = Protocol()
+        unix = UNIXServer(ours, inner, None, None, 0, reactor)
+        self.assertFalse(can_read_directly(unix, inner))
 
     def test_echoesAndCounts(self) -> None:
         """
@@ -230,9 +233,9 @@ class ReadAndEchoTests(SynchronousTestCase):
         """
         connection, protocol, peer, _clock = self.echoing()
         peer.send(b"first ")
-        self.assertIsNone(read_and_echo(connection, protocol))
+        self.assertIsNone(read_and_echo(connection))
         peer.send(b"second")
-        self.assertIsNone(read_and_echo(connection, protocol))
+        self.assertIsNone(read_and_echo(connection))
         self.assertEqual(drain(peer), b"first second")
         self.assertEqual(protocol.bytes_in, 12)
 
@@ -241,10 +244,10 @@ class ReadAndEchoTests(SynchronousTestCase):
         Each read starts the idle timer again: a connection read from just
         before its timeout is kept, and closed a whole timeout later.
         """
-        connection, protocol, peer, clock = self.echoing(idle_timeout=10.0)
+        connection, _protocol, peer, clock = self.echoing(idle_timeout=10.0)
         clock.advance(9)
         peer.send(b"x")
-        read_and_echo(connection, protocol)
+        read_and_echo(connection)
         clock.advance(9)
         self.assertFalse(connection.disconnecting)
         clock.advance(1)
@@ -255,7 +258,7 @@ class ReadAndEchoTests(SynchronousTestCase):
         A read that would block is no error: the connection goes on.
         """
         connection, protocol, _peer, _clock = self.echoing()
-        self.assertIsNone(read_and_echo(connection, protocol))
+        self.assertIsNone(read_and_echo(connection))
         self.assertEqual(protocol.bytes_in, 0)
 
     def test_peerClosed(self) -> None:
@@ -263,19 +266,19 @@ class ReadAndEchoTests(SynchronousTestCase):
         End of file is reported as C{doRead} reports it, a clean close (so a
         half-closing client still gets the rest of its echo).
         """
-        connection, protocol, peer, _clock = self.echoing()
+        connection, _protocol, peer, _clock = self.echoing()
         peer.shutdown(socket.SHUT_WR)
-        self.assertIs(read_and_echo(connection, protocol), main.CONNECTION_DONE)
+        self.assertIs(read_and_echo(connection), main.CONNECTION_DONE)
 
     def test_peerReset(self) -> None:
         """
         A socket error on reading (here the peer closing with our echo
         unread, a reset) is reported as a lost connection.
         """
-        connection, protocol, peer, _clock = self.echoing()
+        connection, _protocol, peer, _clock = self.echoing()
         connection.socket.send(b"unread")
         peer.close()
-        self.assertIs(read_and_echo(connection, protocol), main.CONNECTION_LOST)
+        self.assertIs(read_and_echo(connection), main.CONNECTION_LOST)
 
 
 class EchoDirectTests(SynchronousTestCase):
@@ -301,13 +304,12 @@ class EchoDirectTests(SynchronousTestCase):
     def test_readsDirectly(self) -> None:
         """
         On a plain connection the transport's C{doRead} becomes
-        L{read_and_echo} on it and the protocol, until the connection is
-        lost.
+        L{read_and_echo} bound to it, until the connection is lost.
         """
         connection, protocol = self.connect()
         read = connection.doRead
-        self.assertIs(read.func, read_and_echo)  # type: ignore[attr-defined]
-        self.assertEqual(read.args, (connection, protocol))  # type: ignore[attr-defined]
+        self.assertIs(read.__func__, read_and_echo)  # type: ignore[attr-defined]
+        self.assertIs(read.__self__, connection)  # type: ignore[attr-defined]
         protocol.connectionLost()
         self.assertNotIn("doRead", vars(connection))
 
