@@ -19,7 +19,7 @@ from dataclasses import asdict
 from echotwist.bench.burst import BURST_TIMEOUT, burst
 from echotwist.bench.load import Job, LoadPool, Target, worker_count
 from echotwist.bench.options import parse
-from echotwist.bench.report import Row, plot, table
+from echotwist.bench.report import Row, plot, ratios, table
 from echotwist.bench.servers import SERVERS, Running, started
 from echotwist.bench.stats import RunResult, combine, median_result
 
@@ -106,8 +106,12 @@ def compare(
             except RuntimeError as e:
                 print(f"{spec.name}: skipped, {e}", file=sys.stderr)
         for round_number in range(options.rounds):
+            # Each round starts one server further on, so that no server is
+            # always the one run first, or after the same other.
+            turn = round_number % len(running) if running else 0
+            order = running[turn:] + running[:turn]
             for workload in options.workloads:
-                for server in running:
+                for server in order:
                     target = Target(host="127.0.0.1", port=server.port)
                     job = Job(
                         target,
@@ -121,7 +125,12 @@ def compare(
                         result
                     )
                     step(f"round {round_number + 1} {workload} {server.spec.name}")
-    return [Row(w, s, median_result(r)) for (w, s), r in runs.items()]
+    names = [server.spec.name for server in running]
+    return [
+        Row(str(w), s, median_result(runs[str(w), s]), tuple(runs[str(w), s]))
+        for w in options.workloads
+        for s in names
+    ]
 
 
 def describe_machine() -> str:
@@ -202,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             with progress(1, sys.stderr.isatty() and not options.json) as step:
                 result = measure(pool, job, options.server_pid)
-                rows = [Row(str(workload), str(options.connect), result)]
+                rows = [Row(str(workload), str(options.connect), result, (result,))]
                 step("done")
             baseline = None
     finally:
@@ -217,13 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "machine": machine,
                     "mode": "stream" if options.stream else "ping-pong",
                     "duration_s": options.duration,
+                    "baseline": baseline,
                     "rows": [
                         {
                             "workload": r.workload,
                             "server": r.server,
                             **r.result.as_dict(),
+                            "vs_baseline": ratio,
                         }
-                        for r in rows
+                        for r, ratio in zip(rows, ratios(rows, baseline))
                     ],
                 },
                 indent=2,

@@ -5,6 +5,7 @@ Showing results: a text table for people, JSON for machines, a plot.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,11 +20,39 @@ class Row:
     @ivar workload: e.g. C{100x1K}.
     @ivar server: the server's name (or the endpoint for C{--connect}).
     @ivar result: the (median) figures.
+    @ivar rounds: each round's figures, in the order they were run.
     """
 
     workload: str
     server: str
     result: RunResult
+    rounds: tuple[RunResult, ...]
+
+
+def ratios(rows: Sequence[Row], baseline: str | None) -> list[float | None]:
+    """
+    Server CPU per echo against the baseline server's, for each row.
+
+    Each round's figure is divided by the baseline's in the same round and
+    workload (run minutes apart at most, on the same noisy machine), and the
+    median of those ratios is reported: drift in the machine's load between
+    rounds cancels, as it would not in a ratio of medians.
+
+    @param rows: the rows, each with its rounds.
+    @param baseline: the server to divide by, or L{None}.
+    @return: one ratio per row, L{None} where there is nothing to divide.
+    """
+    base = {r.workload: r.rounds for r in rows if r.server == baseline}
+    found: list[float | None] = []
+    for row in rows:
+        pairs = zip(row.rounds, base.get(row.workload, ()))
+        each = [
+            mine.server_us_per_echo / theirs.server_us_per_echo
+            for mine, theirs in pairs
+            if mine.server_us_per_echo and theirs.server_us_per_echo
+        ]
+        found.append(statistics.median(each) if each else None)
+    return found
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -38,12 +67,10 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
 
     @param rows: what to show, in order.
     @param baseline: the server the C{ratio} column divides by (server CPU
-        per echo, same workload), or L{None} for no such column.
+        per echo, same workload, see L{ratios}), or L{None} for no such
+        column.
     @return: the table, with a note under it for each saturated run.
     """
-    base = {
-        r.workload: r.result.server_us_per_echo for r in rows if r.server == baseline
-    }
     head = [
         "workload",
         "server",
@@ -61,7 +88,7 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
         head.append(f"vs {baseline}")
     lines = [head]
     notes = []
-    for row in rows:
+    for row, ratio in zip(rows, ratios(rows, baseline)):
         r = row.result
         line = [
             row.workload,
@@ -77,8 +104,7 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
             _fmt(r.loadgen_share * 100, 0) + ("*" if r.loadgen_saturated else ""),
         ]
         if baseline:
-            mine, theirs = r.server_us_per_echo, base.get(row.workload)
-            line.append(f"{mine / theirs:.2f}x" if mine and theirs else "-")
+            line.append("-" if ratio is None else f"{ratio:.2f}x")
         lines.append(line)
         notes += [f"{row.workload} {row.server}: {e}" for e in r.error_lines]
         if r.loadgen_saturated:

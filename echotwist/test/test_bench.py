@@ -12,7 +12,8 @@ import math
 import os
 import socket
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from unittest.mock import patch
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -29,8 +30,15 @@ from echotwist.bench.load import (
     worker_count,
 )
 from echotwist.bench.options import Workload, parse
-from echotwist.bench.report import Row, table
-from echotwist.bench.stats import WorkerResult, combine, median_result, percentile
+from echotwist.bench.report import Row, ratios, table
+from echotwist.bench.servers import Running, ServerSpec
+from echotwist.bench.stats import (
+    RunResult,
+    WorkerResult,
+    combine,
+    median_result,
+    percentile,
+)
 
 
 class PercentileTests(SynchronousTestCase):
@@ -281,13 +289,110 @@ class TableTests(SynchronousTestCase):
             False,
         )
         text = table(
-            [Row("1x64", "uvloop", fast), Row("1x64", "echotwist", slow)], "uvloop"
+            [
+                Row("1x64", "uvloop", fast, (fast,)),
+                Row("1x64", "echotwist", slow, (slow,)),
+            ],
+            "uvloop",
         )
         lines = text.splitlines()
         self.assertTrue(lines[2].rstrip().endswith("1.00x"))
         self.assertTrue(lines[3].rstrip().endswith("2.00x"))
         self.assertIn("1x64 echotwist: load generator saturated", text)
         self.assertNotIn("uvloop: load generator saturated", text)
+
+
+def cpu_run(us_per_echo: float) -> RunResult:
+    """
+    @return: a run of one echo whose server CPU per echo is C{us_per_echo}.
+    """
+    return combine(
+        [WorkerResult(echoes=1, latencies=[0.001], wall=1.0)],
+        us_per_echo / 1e6,
+        False,
+    )
+
+
+class RatiosTests(SynchronousTestCase):
+    """
+    Tests for L{ratios}.
+    """
+
+    def test_pairedRounds(self) -> None:
+        """
+        Each round is divided by the baseline's in the same round, and the
+        median of those ratios reported: a round in which the machine was
+        busy for one server and not the other moves it less than a ratio of
+        medians (here 1.5).
+        """
+        base = tuple(cpu_run(us) for us in (1.0, 2.0, 10.0))
+        mine = tuple(cpu_run(us) for us in (3.0, 2.2, 11.0))
+        rows = [
+            Row("100x1K", "uvloop", median_result(base), base),
+            Row("100x1K", "echotwist", median_result(mine), mine),
+            Row("1x64", "echotwist", mine[0], mine[:1]),
+        ]
+        found = ratios(rows, "uvloop")
+        self.assertEqual(found[0], 1.0)
+        self.assertAlmostEqual(found[1], 1.1)
+        self.assertIsNone(found[2])
+        self.assertEqual(ratios(rows, None), [None, None, None])
+
+
+class FakeProcess:
+    """
+    What L{compare} reads of a started server's process.
+
+    @ivar pid: its process id.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+class CompareTests(SynchronousTestCase):
+    """
+    Tests for L{bench_main.compare}, with the servers and the load stubbed
+    out.
+    """
+
+    def test_roundsRotateAndRowsKeepThem(self) -> None:
+        """
+        Every server is loaded once per workload and round, each round
+        starting one server further on; each row keeps its rounds.
+        """
+        loaded: list[int] = []
+        pids = iter(range(100, 200))
+
+        @contextmanager
+        def fake_started(spec: ServerSpec) -> Iterator[Running]:
+            pid = next(pids)
+            yield Running(spec, FakeProcess(pid), pid)  # type: ignore[arg-type]
+
+        def fake_measure(pool: object, job: object, pid: int) -> RunResult:
+            loaded.append(pid)
+            return cpu_run(float(len(loaded)))
+
+        self.patch(bench_main, "started", fake_started)
+        self.patch(bench_main, "measure", fake_measure)
+        options = parse(
+            [
+                "--compare",
+                "--servers",
+                "echotwist,asyncio,uvloop",
+                "--workloads",
+                "1x64",
+                "--rounds",
+                "3",
+            ]
+        )
+        rows = bench_main.compare(options, FakePool(1), lambda step: None)  # type: ignore[arg-type]
+        first, second, third = loaded[:3], loaded[3:6], loaded[6:]
+        self.assertEqual(first, [100, 101, 102])
+        self.assertEqual(second, first[1:] + first[:1])
+        self.assertEqual(third, first[2:] + first[:2])
+        self.assertEqual([r.server for r in rows], ["echotwist", "asyncio", "uvloop"])
+        self.assertEqual([len(r.rounds) for r in rows], [3, 3, 3])
 
 
 class MainTests(SynchronousTestCase):
