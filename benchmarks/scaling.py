@@ -91,6 +91,8 @@ def reuseport_workers(count: int) -> Iterator[int]:
             port = sock.getsockname()[1]
             sockets.append(sock)
             argv = [sys.executable, "-m", "echotwist.workers", "--worker", str(index)]
+            # The reactor twistd echo and its --workers run on.
+            argv += ["--reactor", "echotwist.reactor"]
             argv += ["--fd", f"{sock.fileno()}:AF_INET", "--", "--idle-timeout", "0"]
             processes.append(
                 subprocess.Popen(

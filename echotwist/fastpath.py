@@ -27,7 +27,6 @@ own C{doRead}.
 
 from __future__ import annotations
 
-from errno import EWOULDBLOCK
 from typing import Protocol, TypeGuard
 
 from twisted.internet import main
@@ -93,16 +92,18 @@ def read_and_echo(connection: Connection) -> ConnectionDone | ConnectionLost | N
     Bound to the connection (C{MethodType(read_and_echo, connection)}), it
     takes the place of the connection's own C{doRead}.
 
-    @param connection: a connection L{can_read_directly} accepted; its
-        protocol's count and idle timer are updated as its C{dataReceived}
-        would.
+    @param connection: a connection L{can_read_directly} accepted, whose
+        protocol stays the same echo protocol and never starts TLS; its
+        count and idle timer are updated as its C{dataReceived} would.
     @return: what C{doRead} returns: why the connection ended (the peer
         closed or reset it), or L{None} while it goes on.
     """
     try:
         data = connection.socket.recv(connection.bufferSize)
-    except OSError as error:
-        return None if error.args[0] == EWOULDBLOCK else main.CONNECTION_LOST
+    except BlockingIOError:
+        return None
+    except OSError:
+        return main.CONNECTION_LOST
     if not data:
         return main.CONNECTION_DONE
     protocol: Counted = connection.protocol  # type: ignore[assignment]

@@ -17,6 +17,7 @@ put on an open network, all of them Twisted machinery rather than our own:
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from types import MethodType
 from typing import TYPE_CHECKING, TypeGuard
 
@@ -122,10 +123,17 @@ class Echo(Protocol, TimeoutMixin):
         self.peer = describe_peer(transport.getPeer())
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
         if _over_tcp(transport):
-            transport.setTcpNoDelay(True)
+            # Some systems refuse it on a socket the peer has already reset;
+            # the connection is then about to be reported lost anyway.
+            with suppress(OSError):
+                transport.setTcpNoDelay(True)
         if can_send_directly(transport):
             self._sends_directly = True
-            if not factory.verbose and can_read_directly(transport, self):
+            if (
+                not factory.verbose
+                and type(self).dataReceived is Echo.dataReceived
+                and can_read_directly(transport, self)
+            ):
                 transport.doRead = MethodType(  # type: ignore[method-assign]
                     read_and_echo, transport
                 )
@@ -221,9 +229,10 @@ class Echo(Protocol, TimeoutMixin):
             in the same single line, never as a traceback.
         """
         self.setTimeout(None)
-        # A read_and_echo put in the transport's doRead refers to the
-        # transport: drop it, so that the two need no cyclic collection.
-        vars(self.transport).pop("doRead", None)
+        if self._sends_directly:
+            # A read_and_echo put in the connection's doRead refers to the
+            # connection: drop it, so that the two need no cyclic collection.
+            vars(self.transport).pop("doRead", None)
         duration = self.factory.clock.seconds() - self._started
         self.factory.connection_closed(self)
         self.log.info(

@@ -196,7 +196,11 @@ class Options(usage.Options):
 
         @raise usage.UsageError: naming the option and the value at fault.
         """
-        install_default_reactor()
+        if self.parent is not None:
+            # Parsed by twistd, as its "echo" subcommand: see
+            # install_default_reactor.  (Parsed anywhere else, choosing the
+            # reactor is left to the program.)
+            install_default_reactor()
         backlog = _number(int, "backlog", self["backlog"], 1)
         self["backlog"] = backlog
         self["max-connections"] = _number(
@@ -222,7 +226,7 @@ class Options(usage.Options):
             _check_metrics(self["metrics"])
 
 
-def install_default_reactor() -> None:
+def install_default_reactor() -> bool:
     """
     Make the echotwist-epoll reactor (L{echotwist.reactor}) the one
     C{twistd echo} runs on, unless one is installed already.
@@ -232,12 +236,15 @@ def install_default_reactor() -> None:
     reactor yet and this installs ours, so that the fast reactor is the
     default and C{--reactor} still chooses any other.  Where there is no
     epoll (not Linux) Twisted's default is left to be installed.
+
+    @return: whether it installed the echotwist-epoll reactor.
     """
     if "twisted.internet.reactor" in sys.modules or not hasattr(select, "epoll"):
-        return
-    from echotwist.reactor import install
+        return False
+    from echotwist import reactor
 
-    install()
+    reactor.install()
+    return True
 
 
 def udp_address(value: str) -> tuple[str, int]:

@@ -222,6 +222,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
             ]
         else:
             options.workloads = [Workload(options.connections, options.size)]
+    # A workload named twice is run (and reported) once.
+    options.workloads = list(dict.fromkeys(options.workloads))
     if options.servers is None:
         options.servers = [s.name for s in SERVERS]
     return options

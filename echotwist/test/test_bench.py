@@ -201,6 +201,13 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options.workloads, [Workload(1, 64), Workload(100, 1024)])
         self.assertEqual(options.servers, ["asyncio"])
 
+    def test_workloadOnce(self) -> None:
+        """
+        A workload named twice (here as C{1K} and C{1024}) is run once.
+        """
+        options = parse(["--compare", "--workloads", "10x1K,1x64,10x1024"])
+        self.assertEqual(options.workloads, [Workload(10, 1024), Workload(1, 64)])
+
     def test_badInput(self) -> None:
         """
         Bad values exit with status 2 and a one-line error naming them.

@@ -5,6 +5,7 @@ driven by a L{MemoryReactor}, so no global reactor runs.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 from OpenSSL import SSL
@@ -190,7 +191,7 @@ class ReadAndEchoTests(SynchronousTestCase):
     """
 
     def echoing(
-        self, idle_timeout: float | None = 10.0
+        self, idle_timeout: float = 10.0
     ) -> tuple[Connection, Echo, socket.socket, Clock]:
         """
         @return: a connection whose echo protocol is connected to it (the
@@ -252,6 +253,35 @@ class ReadAndEchoTests(SynchronousTestCase):
         self.assertFalse(connection.disconnecting)
         clock.advance(1)
         self.assertTrue(connection.disconnecting)
+
+    def test_backpressure(self) -> None:
+        """
+        A peer that sends without reading fills our socket's send buffer:
+        the rest of its echo is buffered by C{transport.write}, which pauses
+        reading from it (the transport is its own producer); once the peer
+        reads, every byte comes back, in order.
+        """
+        connection, _protocol, peer, _clock = self.echoing()
+        sent = bytearray()
+        for round_number in range(10000):
+            if connection.producerPaused:
+                break
+            chunk = bytes([round_number % 256]) * 65536
+            with contextlib.suppress(BlockingIOError):
+                sent += chunk[: peer.send(chunk)]
+            read_and_echo(connection)
+        self.assertTrue(connection.producerPaused)
+        received = bytearray()
+        for _ in range(100000):
+            if len(received) >= len(sent):
+                break
+            received += drain(peer)
+            if connection.dataBuffer or connection._tempDataLen:
+                connection.doWrite()
+            else:
+                read_and_echo(connection)
+        self.assertEqual(bytes(received), bytes(sent))
+        self.assertFalse(connection.producerPaused)
 
     def test_nothingToRead(self) -> None:
         """
@@ -319,6 +349,27 @@ class EchoDirectTests(SynchronousTestCase):
         logged: Twisted's own C{doRead} is kept.
         """
         connection, _protocol = self.connect(verbose=True)
+        self.assertNotIn("doRead", vars(connection))
+
+    def test_subclassReadsThroughDataReceived(self) -> None:
+        """
+        A subclass of L{Echo} with its own C{dataReceived} is not bypassed:
+        Twisted's own C{doRead} is kept.
+        """
+
+        class Shouting(Echo):
+            def dataReceived(self, data: bytes) -> None:
+                super().dataReceived(data.upper())
+
+        connection, _peer, _reactor = connected(self)
+        factory = EchoFactory(Clock())
+        factory.protocol = Shouting
+        protocol = factory.buildProtocol(None)  # type: ignore[arg-type]
+        assert protocol is not None
+        connection.protocol = protocol
+        connection.getPeer = lambda: None  # type: ignore[method-assign]
+        connection.getHost = lambda: None  # type: ignore[method-assign]
+        protocol.makeConnection(connection)
         self.assertNotIn("doRead", vars(connection))
 
     def test_echoOverSocket(self) -> None:

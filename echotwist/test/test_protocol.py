@@ -89,17 +89,44 @@ class EchoTests(SynchronousTestCase):
         """
         Over TCP Nagle's algorithm is turned off, so that an echo is never
         held back waiting for the peer to acknowledge the one before; a UNIX
-        connection (whose class claims L{ITCPTransport} too) and a transport
-        without TCP options are left alone.
+        connection (whose class claims L{ITCPTransport} too) is left alone.
         """
         tcp = _TCPStringTransport(IPv4Address("TCP", "127.0.0.1", 9000))
         unix = _TCPStringTransport(UNIXAddress(b"/run/echo.sock"))
-        for transport in tcp, unix, StringTransport():
+        for transport in tcp, unix:
             protocol = self.factory.buildProtocol(PEER)
             assert protocol is not None
             protocol.makeConnection(transport)
         self.assertEqual(tcp.no_delay, True)
         self.assertEqual(unix.no_delay, None)
+
+    def test_noDelayRefused(self) -> None:
+        """
+        A system that refuses C{TCP_NODELAY} (as some do on a socket the peer
+        has already reset) does not stop the connection being served.
+        """
+
+        class Refusing(_TCPStringTransport):
+            def setTcpNoDelay(self, enabled: bool) -> None:
+                raise OSError(22, "Invalid argument")
+
+        transport = Refusing(IPv4Address("TCP", "127.0.0.1", 9000))
+        protocol = self.factory.buildProtocol(PEER)
+        assert protocol is not None
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"still echoed")
+        self.assertEqual(transport.value(), b"still echoed")
+        self.assertEqual(len(self.factory.open_connections), 1)
+
+    def test_lostWithoutTransport(self) -> None:
+        """
+        A protocol that was never connected can still be told its connection
+        was lost (nothing to forget on a transport).
+        """
+        protocol = self.factory.buildProtocol(PEER)
+        assert protocol is not None
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.factory.connections_total, 0)
 
     def test_registersTransportAsStreamingProducer(self) -> None:
         """

@@ -5,7 +5,10 @@ Tests for L{echotwist.tap} and the twistd plugin that points at it.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from types import SimpleNamespace
+from unittest.mock import patch
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IServiceMaker, Service
@@ -14,8 +17,10 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
+from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
+from echotwist import reactor as reactor_module
 from echotwist import tap
 from echotwist.shutdown import ShutdownService
 
@@ -161,6 +166,62 @@ class OptionsTests(SynchronousTestCase):
         An unknown option is a L{UsageError}.
         """
         self.assertRaises(UsageError, parse, "--colour", "blue")
+
+
+class DefaultReactorTests(SynchronousTestCase):
+    """
+    Tests for L{tap.install_default_reactor} and when L{tap.Options} calls
+    it.
+    """
+
+    def setUp(self) -> None:
+        self.installed: list[str] = []
+        self.patch(reactor_module, "install", lambda: self.installed.append("echo"))
+
+    def test_onlyUnderTwistd(self) -> None:
+        """
+        Options parsed as twistd's subcommand choose the reactor; parsed by
+        any other program (no parent), they leave it alone.
+        """
+        calls: list[None] = []
+        self.patch(tap, "install_default_reactor", lambda: calls.append(None))
+        parse()
+        self.assertEqual(calls, [])
+        options = tap.Options()
+        options.parent = ServerOptions()
+        options.parseOptions([])
+        self.assertEqual(calls, [None])
+
+    def test_installsWhenNoneChosen(self) -> None:
+        """
+        With epoll and no reactor installed yet, the echotwist-epoll reactor
+        is installed.
+        """
+        self.patch(tap, "select", SimpleNamespace(epoll=object))
+        with patch.dict(sys.modules):
+            sys.modules.pop("twisted.internet.reactor", None)
+            self.assertTrue(tap.install_default_reactor())
+        self.assertEqual(self.installed, ["echo"])
+
+    def test_reactorAlreadyChosen(self) -> None:
+        """
+        A reactor already installed (by C{--reactor}, or by trial here) is
+        kept.
+        """
+        self.patch(tap, "select", SimpleNamespace(epoll=object))
+        with patch.dict(sys.modules, {"twisted.internet.reactor": object()}):
+            self.assertFalse(tap.install_default_reactor())
+        self.assertEqual(self.installed, [])
+
+    def test_noEpoll(self) -> None:
+        """
+        Without epoll (not Linux) Twisted's default is left to be installed.
+        """
+        self.patch(tap, "select", SimpleNamespace())
+        with patch.dict(sys.modules):
+            sys.modules.pop("twisted.internet.reactor", None)
+            self.assertFalse(tap.install_default_reactor())
+        self.assertEqual(self.installed, [])
 
 
 class PortNumberTests(SynchronousTestCase):
