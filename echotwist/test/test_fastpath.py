@@ -63,6 +63,26 @@ def drain(peer: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def echo_connected(
+    test: SynchronousTestCase, factory: EchoFactory
+) -> tuple[Connection, Echo, socket.socket, MemoryReactorClock]:
+    """
+    Connect an echo protocol from C{factory} to a L{Connection} on one end
+    of a socket pair, as a port would.
+
+    @return: the connection, its protocol, the other end (non-blocking) and
+        the reactor.
+    """
+    connection, peer, reactor = connected(test)
+    protocol = factory.buildProtocol(None)  # type: ignore[arg-type]
+    assert protocol is not None
+    connection.protocol = protocol
+    connection.getPeer = lambda: None  # type: ignore[method-assign]
+    connection.getHost = lambda: None  # type: ignore[method-assign]
+    protocol.makeConnection(connection)
+    return connection, protocol, peer, reactor
+
+
 @implementer(IOpenSSLContextFactory)
 class _BareContext:
     """
@@ -198,16 +218,9 @@ class ReadAndEchoTests(SynchronousTestCase):
             idle timer on C{clock}), the other end of its socket and the
             clock.
         """
-        connection, peer, _reactor = connected(self)
         clock = Clock()
-        protocol = EchoFactory(clock, idle_timeout=idle_timeout).buildProtocol(
-            None  # type: ignore[arg-type]
-        )
-        assert protocol is not None
-        connection.protocol = protocol
-        connection.getPeer = lambda: None  # type: ignore[method-assign]
-        connection.getHost = lambda: None  # type: ignore[method-assign]
-        protocol.makeConnection(connection)
+        factory = EchoFactory(clock, idle_timeout=idle_timeout)
+        connection, protocol, peer, _reactor = echo_connected(self, factory)
         return connection, protocol, peer, clock
 
     def test_plainConnectionsOnly(self) -> None:
@@ -321,14 +334,8 @@ class EchoDirectTests(SynchronousTestCase):
         """
         @return: a connection and the L{Echo} connected to it.
         """
-        connection, _peer, _reactor = connected(self)
         factory = EchoFactory(Clock(), verbose=verbose)
-        protocol = factory.buildProtocol(None)  # type: ignore[arg-type]
-        assert protocol is not None
-        connection.protocol = protocol
-        connection.getPeer = lambda: None  # type: ignore[method-assign]
-        connection.getHost = lambda: None  # type: ignore[method-assign]
-        protocol.makeConnection(connection)
+        connection, protocol, _peer, _reactor = echo_connected(self, factory)
         return connection, protocol
 
     def test_readsDirectly(self) -> None:
@@ -361,35 +368,18 @@ class EchoDirectTests(SynchronousTestCase):
             def dataReceived(self, data: bytes) -> None:
                 super().dataReceived(data.upper())
 
-        connection, _peer, _reactor = connected(self)
         factory = EchoFactory(Clock())
         factory.protocol = Shouting
-        protocol = factory.buildProtocol(None)  # type: ignore[arg-type]
-        assert protocol is not None
-        connection.protocol = protocol
-        connection.getPeer = lambda: None  # type: ignore[method-assign]
-        connection.getHost = lambda: None  # type: ignore[method-assign]
-        protocol.makeConnection(connection)
+        connection, _protocol, _peer, _reactor = echo_connected(self, factory)
         self.assertNotIn("doRead", vars(connection))
 
     def test_echoOverSocket(self) -> None:
         """
         An echo over a real connection goes straight back to the socket.
         """
-        ours, peer = socket.socketpair()
-        ours.setblocking(False)
-        peer.setblocking(False)
-        self.addCleanup(ours.close)
-        self.addCleanup(peer.close)
-        reactor = MemoryReactorClock()
-        factory = EchoFactory(Clock())
-        protocol = factory.buildProtocol(None)  # type: ignore[arg-type]
-        assert protocol is not None
-        connection = Connection(ours, protocol, reactor)
-        connection.connected = True
-        connection.getPeer = lambda: None  # type: ignore[method-assign]
-        connection.getHost = lambda: None  # type: ignore[method-assign]
-        protocol.makeConnection(connection)
+        _connection, protocol, peer, reactor = echo_connected(
+            self, EchoFactory(Clock())
+        )
         protocol.dataReceived(b"ping")
         self.assertEqual(drain(peer), b"ping")
         self.assertEqual(reactor.getWriters(), [])
