@@ -2,8 +2,7 @@
 Echo on a plain connection without the layers Twisted puts round each call.
 
 Writing: an echo goes straight to the socket when nothing is waiting to go
-out.
-L{FileDescriptor.write} only buffers: the bytes leave on the reactor's next
+out.  L{FileDescriptor.write} only buffers: the bytes leave on the reactor's next
 writable event, which costs two C{epoll_ctl} calls (start and stop watching
 for writability) and one more trip round the reactor for every echo.  When
 the transport's buffer is empty nothing can be overtaken, so sending at once

@@ -125,12 +125,9 @@ def compare(
                         result
                     )
                     step(f"round {round_number + 1} {workload} {server.spec.name}")
-    names = [server.spec.name for server in running]
-    return [
-        Row(str(w), s, median_result(runs[str(w), s]), tuple(runs[str(w), s]))
-        for w in options.workloads
-        for s in names
-    ]
+    # The first round ran every workload on every server in the table's
+    # order, so the runs are already in it.
+    return [Row(w, s, median_result(r), tuple(r)) for (w, s), r in runs.items()]
 
 
 def describe_machine() -> str:
