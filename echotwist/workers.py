@@ -565,7 +565,10 @@ def main() -> None:
     )
     argv = sys.argv[1:]
     options = WorkerOptions()
-    options.parseOptions(argv)
+    try:
+        options.parseOptions(argv)
+    except usage.UsageError as e:
+        raise SystemExit(f"python -m echotwist.workers: {e}") from None
     install_reactor(options["reactor"])
     task.react(run_worker, argv)
 

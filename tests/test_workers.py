@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -117,6 +118,23 @@ def test_workers_run_on_parents_reactor(
     with two_workers(directory=tmp_path, twistd_options=twistd_options) as twistd:
         twistd.wait_for(rf"worker \d+: .*reactor class: {re.escape(reactor)}", 2)
         assert echo_once(twistd.port, b"ping") == b"ping"
+
+
+def test_worker_bad_option() -> None:
+    """
+    A worker command line it can't read is one line on stderr and a non-zero
+    exit, not a traceback.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "echotwist.workers", "--bogus"],
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        "python -m echotwist.workers: option --bogus not recognized"
+    ]
 
 
 @pytest.fixture
