@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.fastpath}, on real connected sockets (a socket pair)
+Tests for L{echotwist.server.fastpath}, on real connected sockets (a socket pair)
 driven by a L{MemoryReactor}, so no global reactor runs.
 """
 
@@ -19,13 +19,13 @@ from twisted.internet.unix import Server as UNIXServer
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from echotwist.fastpath import (
+from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
     read_and_echo,
     send,
 )
-from echotwist.protocol import Echo, EchoFactory
+from echotwist.server.protocol import Echo, EchoFactory
 
 
 def connected(
@@ -326,7 +326,7 @@ class ReadAndEchoTests(SynchronousTestCase):
 
 class EchoDirectTests(SynchronousTestCase):
     """
-    L{echotwist.protocol.Echo} writes through L{send}, and reads through
+    L{echotwist.server.protocol.Echo} writes through L{send}, and reads through
     L{read_and_echo} where it may.
     """
 

@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.reactor}: one poll of an L{EchoReactor} instance that
+Tests for L{echotwist.server.reactor}: one poll of an L{EchoReactor} instance that
 is never installed nor run.
 """
 
@@ -11,7 +11,7 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.reactor import EchoReactor
+from echotwist.server.reactor import EchoReactor
 
 
 class Reader(FileDescriptor):

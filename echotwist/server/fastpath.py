@@ -37,7 +37,7 @@ from twisted.internet.tcp import Connection
 class Counted(Protocol):
     """
     What L{read_and_echo} updates on the protocol for each chunk it echoes:
-    an L{echotwist.protocol.Echo}'s byte count and idle timer.
+    an L{echotwist.server.protocol.Echo}'s byte count and idle timer.
     """
 
     bytes_in: int

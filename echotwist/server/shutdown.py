@@ -20,8 +20,8 @@ from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from echotwist.protocol import EchoFactory
-from echotwist.snapshot import Snapshot, local_snapshots
+from echotwist.server.counts import Snapshot, local_snapshots
+from echotwist.server.protocol import EchoFactory
 
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
@@ -63,14 +63,14 @@ class ShutdownService(MultiService):
     """
     Make SIGTERM a graceful shutdown of one L{EchoFactory}'s connections.
 
-    The listeners (and a L{echotwist.workers.WorkerPool}) are its children:
+    The listeners (and a L{echotwist.server.workers.WorkerPool}) are its children:
     stopping it stops them, so nothing new is accepted, then waits for the
     factory's connections and for the children to have stopped (workers to
     have exited) before the summary.
 
     @ivar timeout: seconds open connections get to finish.
     @ivar counts: the counts to sum up in the summary, by process (see
-        L{echotwist.snapshot}); a worker that has exited by the end counts
+        L{echotwist.server.counts}); a worker that has exited by the end counts
         as it was when shutdown began.
     """
 

@@ -35,7 +35,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from echotwist.fastpath import (
+from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
     read_and_echo,

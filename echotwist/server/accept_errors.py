@@ -1,6 +1,5 @@
 """
-Listening sockets: keep descriptor exhaustion from flooding the log, and
-share a listening socket between processes.
+Keep descriptor exhaustion from flooding the log.
 
 When C{accept()} fails with C{EMFILE}, Twisted's TCP port frees a reserved
 descriptor, accepts and closes every pending connection and reserves the
@@ -10,24 +9,14 @@ connection it closes, so a flood against a full descriptor table becomes a
 log flood.  L{AcceptErrorSummary} takes those events from the port's logger
 and logs one line when it starts, one count per C{interval} while it lasts
 and one line when it is over.
-
-A worker of C{--workers} accepts on a socket its parent made and shares with
-the other workers: L{SharedSocketEndpoint} makes stopping it stop accepting
-only, leaving the socket (and a UNIX socket's path) to the parent.
-
-L{listeners} builds the listening services of C{twistd echo} and of each of
-its workers alike; L{endpoint_kind} reads an endpoint description's type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
-    IAddress,
     IListeningPort,
     IProtocolFactory,
     IReactorTime,
@@ -50,14 +39,6 @@ _QUIET = frozenset(
         "Re-reserving EMFILE recovery file descriptor.",
     }
 )
-
-
-def endpoint_kind(description: str) -> str:
-    """
-    @param description: a server endpoint description.
-    @return: its type, in lower case: C{tcp} for C{TCP:9000:backlog=5}.
-    """
-    return description.split(":", 1)[0].lower()
 
 
 @implementer(ILogObserver)
@@ -164,88 +145,3 @@ class SummarizedAcceptErrors:
                 namespace=logger.namespace, source=port, observer=self.summary
             )
         return port
-
-
-@implementer(IListeningPort)
-class _SharedPort:
-    """
-    A listening port whose socket other processes share: stopping it stops
-    this process accepting, and the socket closes when the process exits.
-    (Stopping the port itself would close the socket and, for a UNIX
-    socket, remove its path: the other processes' too.)
-    """
-
-    def __init__(self, port: IListeningPort) -> None:
-        self._port = port
-
-    def startListening(self) -> None:
-        """
-        Accept again.
-        """
-        self._port.startReading()  # type: ignore[attr-defined]
-
-    def stopListening(self) -> None:
-        """
-        Stop accepting.
-        """
-        self._port.stopReading()  # type: ignore[attr-defined]
-
-    def getHost(self) -> IAddress:
-        """
-        @return: the address listened on.
-        """
-        return self._port.getHost()
-
-
-@implementer(IStreamServerEndpoint)
-class SharedSocketEndpoint:
-    """
-    An endpoint for a listening socket shared with other processes (such as
-    an L{twisted.internet.endpoints.AdoptedStreamServerEndpoint}): its port
-    only ever stops accepting, never closes the socket.
-    """
-
-    def __init__(self, endpoint: IStreamServerEndpoint) -> None:
-        self.endpoint = endpoint
-
-    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
-        """
-        Listen on the wrapped endpoint.
-
-        @param protocolFactory: the factory to listen with.
-        @return: the port, whose C{stopListening} only stops accepting.
-        """
-        return self.endpoint.listen(protocolFactory).addCallback(_SharedPort)
-
-
-def listeners(
-    endpoints: Iterable[IStreamServerEndpoint],
-    factory: IProtocolFactory,
-    clock: IReactorTime,
-    shared: bool = False,
-) -> list[StreamServerEndpointService]:
-    """
-    The services that serve C{factory} on C{endpoints}, their accept errors
-    summed up by one L{AcceptErrorSummary}.
-
-    @param endpoints: the endpoints to listen on.
-    @param factory: the factory to serve.
-    @param clock: the reactor, for the summary's counts.
-    @param shared: whether the sockets are shared with other processes (a
-        worker's): stopping then only stops accepting (see
-        L{SharedSocketEndpoint}).
-    @return: one service per endpoint; starting one raises at once if its
-        endpoint can't listen.
-    """
-    summary = AcceptErrorSummary(clock)
-    services = []
-    for endpoint in endpoints:
-        summarized: IStreamServerEndpoint = SummarizedAcceptErrors(endpoint, summary)
-        if shared:
-            summarized = SharedSocketEndpoint(summarized)
-        service = StreamServerEndpointService(summarized, factory)
-        # As twisted.application.strports.service does: a failure to listen
-        # is raised by startService, not just logged.
-        service._raiseSynchronously = True
-        services.append(service)
-    return services
