@@ -13,8 +13,6 @@ and one line when it is over.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -26,19 +24,19 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from zope.interface import implementer
 
+from echotwist._twisted_private import (
+    ACCEPT_CLOSED,
+    ACCEPT_FAILED,
+    ACCEPT_QUIET,
+    route_port_log,
+)
+
 #: Seconds between counts while connections are being closed.
 DEFAULT_INTERVAL = 10.0
 
-#: The C{log_format}s of L{twisted.internet.tcp.Port}'s accept-error events:
-#: the first two are counted, the others only said again.
-_CLOSED = "EMFILE recovery: Closed socket from {address}"
-_NOT_ACCEPTED = "Could not accept new connection ({acceptError})"
-_QUIET = frozenset(
-    {
-        "EMFILE encountered; releasing reserved file descriptor.",
-        "Re-reserving EMFILE recovery file descriptor.",
-    }
-)
+#: The C{log_format}s of L{twisted.internet.tcp.Port}'s accept-error events
+#: that are counted; those in L{ACCEPT_QUIET} are only said again.
+_COUNTED = (ACCEPT_CLOSED, ACCEPT_FAILED)
 
 
 @implementer(ILogObserver)
@@ -73,7 +71,7 @@ class AcceptErrorSummary:
         @param event: an event from a listening port's logger.
         """
         log_format = event.get("log_format")
-        if log_format in (_CLOSED, _NOT_ACCEPTED):
+        if log_format in _COUNTED:
             self.refused_total += 1
             self._refused_since_report += 1
             if not self._reporter.running:
@@ -85,7 +83,7 @@ class AcceptErrorSummary:
                     interval=self.interval,
                 )
                 self._reporter.start(self.interval, now=False)
-        elif log_format not in _QUIET:
+        elif log_format not in ACCEPT_QUIET:
             self.observer(event)
 
     def _report(self) -> None:
@@ -115,8 +113,7 @@ class SummarizedAcceptErrors:
     A server endpoint whose listening port logs accept errors through an
     L{AcceptErrorSummary}.
 
-    Twisted's ports log through a private C{_logger}; a port without one is
-    left alone.
+    (See L{route_port_log}: a port of another kind is left alone.)
     """
 
     def __init__(
@@ -139,9 +136,5 @@ class SummarizedAcceptErrors:
         @param port: the port listened on.
         @return: C{port}, its log events now going through the summary.
         """
-        logger: Any = getattr(port, "_logger", None)
-        if isinstance(logger, Logger):
-            port._logger = Logger(  # type: ignore[attr-defined]
-                namespace=logger.namespace, source=port, observer=self.summary
-            )
+        route_port_log(port, self.summary)
         return port

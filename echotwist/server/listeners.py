@@ -13,6 +13,7 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 
+from echotwist._twisted_private import raise_listen_failures
 from echotwist.server.accept_errors import AcceptErrorSummary, SummarizedAcceptErrors
 from echotwist.server.shared_socket import SharedSocketEndpoint
 
@@ -43,8 +44,6 @@ def listeners(
         if shared:
             summarized = SharedSocketEndpoint(summarized)
         service = StreamServerEndpointService(summarized, factory)
-        # As twisted.application.strports.service does: a failure to listen
-        # is raised by startService, not just logged.
-        service._raiseSynchronously = True
+        raise_listen_failures(service)
         services.append(service)
     return services

@@ -18,50 +18,17 @@ with C{twistd --reactor=echotwist-epoll ...}.
 
 from __future__ import annotations
 
-import errno
-
-from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.main import installReactor
-from twisted.logger import Logger
+
+from echotwist._twisted_private import EPollReactorWithoutLogContext
 
 
-class EchoReactor(EPollReactor):
+class EchoReactor(EPollReactorWithoutLogContext):
     """
-    L{EPollReactor} without L{twisted.python.log.callWithLogger} per event.
+    L{EPollReactor} without L{twisted.python.log.callWithLogger} per event:
+    the copy of its C{doPoll} is in L{echotwist._twisted_private}, with the
+    other private Twisted names echotwist reads.
     """
-
-    _log = Logger()
-
-    def doPoll(self, timeout: float | None) -> None:
-        """
-        Wait for events and dispatch each to its selectable.
-
-        @param timeout: seconds to wait at most, L{None} for no limit.
-        """
-        try:
-            events = self._poller.poll(
-                -1 if timeout is None else timeout, len(self._selectables)
-            )
-        except OSError as err:
-            if err.errno == errno.EINTR:
-                return
-            raise
-        selectables = self._selectables
-        dispatch = self._doReadOrWrite
-        for fd, event in events:
-            selectable = selectables.get(fd)
-            if selectable is None:
-                continue
-            try:
-                dispatch(selectable, fd, event)
-            except KeyboardInterrupt:
-                raise
-            except BaseException:
-                self._log.failure(
-                    "Error handling an event on {selectable}", selectable=selectable
-                )
-
-    doIteration = doPoll
 
 
 def install() -> None:

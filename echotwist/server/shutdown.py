@@ -10,16 +10,16 @@ signal death rather than a clean exit; L{ShutdownService} replaces it.)
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IReactorCore, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from echotwist._twisted_private import replace_sigterm_handler
 from echotwist.server.counts import Snapshot, local_snapshots
 from echotwist.server.protocol import EchoFactory
 
@@ -95,8 +95,7 @@ class ShutdownService(MultiService):
         installs its own as it starts).
         """
         super().startService()
-        core: IReactorCore = self.reactor
-        core.callWhenRunning(signal.signal, signal.SIGTERM, self._sigterm)
+        replace_sigterm_handler(self.reactor, self._sigterm)
 
     def _sigterm(self, signum: int, frame: object) -> None:
         """

@@ -48,6 +48,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.python.reflect import namedModule, qual
 
+from echotwist._twisted_private import listen_now, listening_socket
 from echotwist.server.counts import Snapshot, take_snapshot
 from echotwist.server.listeners import listeners
 from echotwist.server.options import Options, make_factory
@@ -224,13 +225,7 @@ class WorkerPool(Service):
         super().privilegedStartService()
         for description in self._descriptions:
             endpoint = endpoints.serverFromString(self._reactor, description)
-            outcome: list[IListeningPort | Failure] = []
-            endpoint.listen(self._factory).addBoth(outcome.append)
-            if not outcome:
-                raise RuntimeError(f"{description!r} did not listen at once")
-            if isinstance(outcome[0], Failure):
-                outcome[0].raiseException()
-            port = outcome[0]
+            port = listen_now(endpoint, self._factory, description)
             port.stopReading()  # type: ignore[attr-defined]
             self._ports.append(port)
 
@@ -327,7 +322,7 @@ class WorkerPool(Service):
         ]
         argv += ["--reactor", type(self._reactor).__module__]
         for child_fd, port in enumerate(self._ports, start=3):
-            sock = cast(socket.socket, port.socket)  # type: ignore[attr-defined]
+            sock = listening_socket(port)
             fds[child_fd] = sock.fileno()
             argv += ["--fd", f"{child_fd}:{sock.family.name}"]
         clock: IReactorTime = self._reactor
