@@ -58,16 +58,16 @@ def load(port: int, connections: int, seconds: float) -> int:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for key, _ in selector.select(timeout=0.1):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
-            data = sock.recv(65536)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            data = ready.recv(65536)
             if not data:
                 raise SystemExit("server closed a connection")
-            pending[sock] -= len(data)
-            if pending[sock] == 0:
+            pending[ready] -= len(data)
+            if pending[ready] == 0:
                 echoes += 1
-                sock.send(MESSAGE)
-                pending[sock] = len(MESSAGE)
+                ready.send(MESSAGE)
+                pending[ready] = len(MESSAGE)
     for sock in pending:
         sock.close()
     return echoes

@@ -35,8 +35,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ignore=shutil.ignore_patterns(
             ".git",
             ".venv",
+            ".venv-*",
             "venv",
             "build",
+            "_build",
             "dist",
             "*.egg-info",
             "__pycache__",
