@@ -252,9 +252,9 @@ class WorkerPoolTests(SynchronousTestCase):
                     "5",
                 ],
             )
+            listening = listening_socket(port)  # type: ignore[arg-type]
             self.assertEqual(
-                process.child_fds,
-                {0: "w", 1: "r", 2: "r", 3: listening_socket(port).fileno()},  # type: ignore[arg-type]
+                process.child_fds, {0: "w", 1: "r", 2: "r", 3: listening.fileno()}
             )
         self.assertEqual(sorted(self.pool.workers), [1, 2])
 
