@@ -12,6 +12,17 @@ HOST = "127.0.0.1"
 TIMEOUT = 30.0
 
 
+def free_port() -> int:
+    """
+    @return: a port on L{HOST} that the system says is free now (for a
+        server that must be told its port, not bind port 0 itself).
+    """
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def connect(port: int) -> socket.socket:
     """
     @param port: a port on L{HOST}.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -18,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sockets import HOST, TIMEOUT, echo_once
+from sockets import HOST, TIMEOUT, echo_once, free_port
 from twistd_support import Server, stop, twistd_echo
 
 CONFIG = Path(__file__).parent.parent / "contrib" / "haproxy" / "echotwist.cfg"
@@ -27,16 +26,6 @@ HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 pytestmark = pytest.mark.skipif(
     HAPROXY is None, reason="haproxy is not installed (apt-get install haproxy)"
 )
-
-
-def free_port() -> int:
-    """
-    @return: a loopback port the system says is free now.
-    """
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def loopback_config(front: int, backends: Sequence[int], check_ms: int) -> str:

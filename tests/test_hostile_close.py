@@ -9,7 +9,7 @@ import socket
 import struct
 import time
 
-from sockets import connect, recv_exactly
+from sockets import TIMEOUT, connect, recv_exactly
 from twistd_support import twistd_echo
 
 
@@ -27,24 +27,30 @@ def test_half_close_echoes_everything() -> None:
 
 def test_reset_mid_stream() -> None:
     """
-    A client that resets mid-stream costs one log line, no traceback, and
-    the server's count of open connections goes back to zero.
+    A client that resets mid-stream costs one log line (its C{Disconnected}
+    line, after its C{Connected by} line: nothing else names it), no
+    traceback, and the server's count of open connections goes back to zero.
     """
     with twistd_echo() as server:
+        peers = []
         for _ in range(5):
             sock = connect(server.port)
+            peers.append(repr(sock.getsockname()))
             sock.sendall(b"x" * 100_000)
             sock.setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
             )
             sock.close()
-        deadline = time.monotonic() + 10
+        server.wait_for("Disconnected", count=len(peers))
+        deadline = time.monotonic() + TIMEOUT
         while server.open_connections() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.open_connections() == 0
         output = server.output()
-        lines = [line for line in output.splitlines() if "[echotwist." in line]
-        assert len(lines) == 10
-        assert sum("Disconnected" in line for line in lines) == 5
+        for peer in peers:
+            about = [line for line in output.splitlines() if peer in line]
+            assert len(about) == 2, about
+            assert f"Connected by {peer}" in about[0]
+            assert f"Disconnected {peer}" in about[1]
         assert "Traceback" not in output
         assert "Unhandled" not in output

@@ -16,6 +16,11 @@ from twistd_support import twistd_echo
 TIMEOUT = 1.0
 #: Seconds a socket must stay unwritable to count as stalled.
 STALL = 2.0
+#: The idle timeout of the trickling test, and the pause between its bytes:
+#: a third of the timeout, so that a pause stretched twice over by a busy
+#: machine still leaves the connection active.
+TRICKLE_TIMEOUT = 3.0
+TRICKLE_PAUSE = TRICKLE_TIMEOUT / 3
 
 
 def test_idle_connection_closed() -> None:
@@ -32,19 +37,22 @@ def test_idle_connection_closed() -> None:
 
 def test_trickling_connection_served() -> None:
     """
-    A client sending one byte every 0.4 s for three times the idle timeout
-    gets every byte back and is not closed: only inactivity counts.
+    A client sending one byte every third of the idle timeout, for more
+    than twice the idle timeout in all, gets every byte back and is not
+    closed: only inactivity counts.
     """
-    with twistd_echo("--idle-timeout", str(TIMEOUT)) as server:
+    with twistd_echo("--idle-timeout", str(TRICKLE_TIMEOUT)) as server:
         with connect(server.port) as sock:
-            deadline = time.monotonic() + TIMEOUT * 3
+            started = time.monotonic()
             sent = 0
-            while time.monotonic() < deadline:
+            while time.monotonic() - started < TRICKLE_TIMEOUT * 2.5:
                 sock.sendall(b"%d" % (sent % 10))
                 assert recv_exactly(sock, 1) == b"%d" % (sent % 10)
                 sent += 1
-                time.sleep(TIMEOUT * 0.4)
-            assert sent >= 6
+                time.sleep(TRICKLE_PAUSE)
+            sock.sendall(b"!")
+            assert recv_exactly(sock, 1) == b"!"
+        server.wait_for("Disconnected")
         assert "idle for" not in server.output()
 
 

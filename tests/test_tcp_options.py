@@ -29,7 +29,12 @@ def test_no_delay_over_tcp() -> None:
             protocol = EchoFactory(Clock()).buildProtocol(address)
             assert protocol is not None
             transport = Server(
-                accepted, protocol, address, None, 1, MemoryReactorClock()
+                accepted,
+                protocol,
+                address,
+                None,  # type: ignore[arg-type]
+                1,
+                MemoryReactorClock(),
             )
             nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
             assert accepted.getsockopt(*nodelay) == 0

@@ -12,8 +12,8 @@ tag on legacy log lines is lost (echotwist logs with L{twisted.logger} and
 names the peer in its own messages).
 
 C{twistd echo} runs on it unless C{--reactor} names another (see
-L{echotwist.server.options.install_default_reactor}); other twistd plugins can choose it
-with C{twistd --reactor=echotwist-epoll ...}.
+L{echotwist.server.options.install_default_reactor}); other twistd plugins
+can choose it with C{twistd --reactor=echotwist-epoll ...}.
 """
 
 from __future__ import annotations

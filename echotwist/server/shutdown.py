@@ -63,10 +63,10 @@ class ShutdownService(MultiService):
     """
     Make SIGTERM a graceful shutdown of one L{EchoFactory}'s connections.
 
-    The listeners (and a L{echotwist.server.workers.WorkerPool}) are its children:
-    stopping it stops them, so nothing new is accepted, then waits for the
-    factory's connections and for the children to have stopped (workers to
-    have exited) before the summary.
+    The listeners (and a L{echotwist.server.workers.WorkerPool}) are its
+    children: stopping it stops them, so nothing new is accepted, then waits
+    for the factory's connections and for the children to have stopped
+    (workers to have exited) before the summary.
 
     @ivar timeout: seconds open connections get to finish.
     @ivar counts: the counts to sum up in the summary, by process (see

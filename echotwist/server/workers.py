@@ -3,8 +3,9 @@ C{twistd echo --workers N}: several processes serving the same ports.
 
 The parent (the twistd process, with the pidfile) listens on every C{--port}
 through its endpoint, as a single process would, but never accepts: it hands
-each listening socket to N worker processes (C{python -m echotwist.server.workers}),
-which adopt it with L{AdoptedStreamServerEndpoint} and share its accept queue.
+each listening socket to N worker processes (C{python -m
+echotwist.server.workers}), which adopt it with
+L{AdoptedStreamServerEndpoint} and share its accept queue.
 A worker that stops only stops accepting (L{SharedSocketEndpoint}): the
 parent alone closes the sockets, and removes a UNIX socket's path.
 The parent restarts a worker that dies, signals them all to stop when it is
@@ -367,7 +368,8 @@ def _signal(worker: WorkerProcess, name: str) -> None:
 
 class WorkerOptions(usage.Options):
     """
-    Options for C{python -m echotwist.server.workers}, as L{WorkerPool} gives them.
+    Options for C{python -m echotwist.server.workers}, as L{WorkerPool}
+    gives them.
 
     C{--worker N} is not read by the worker: it labels the process, so that
     C{ps} shows which pid is the parent's "worker N" (and

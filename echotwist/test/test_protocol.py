@@ -27,21 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides, implementer
 
 from echotwist.server.protocol import Echo, EchoFactory, RefusedEcho, describe_peer
-
-PEER = IPv4Address("TCP", "127.0.0.1", 57854)
-
-
-def connect(factory: EchoFactory) -> tuple[Echo, StringTransport]:
-    """
-    Build a protocol from C{factory} and connect it to a L{StringTransport}.
-
-    @return: the protocol and its transport.
-    """
-    protocol = factory.buildProtocol(PEER)
-    assert protocol is not None
-    transport = StringTransport(peerAddress=PEER)
-    protocol.makeConnection(transport)
-    return protocol, transport
+from echotwist.test.support import PEER, connect
 
 
 class _TCPStringTransport(StringTransport):

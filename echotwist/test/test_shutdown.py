@@ -8,7 +8,6 @@ import signal
 from typing import cast
 
 from twisted.application.service import Service
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.task import Clock
@@ -21,18 +20,7 @@ from echotwist.server.counts import Snapshot, local_snapshots
 from echotwist.server.protocol import Echo, EchoFactory
 from echotwist.server.shutdown import ShutdownService, drain
 from echotwist.server.udp import EchoDatagramProtocol
-
-
-def connect(factory: EchoFactory) -> tuple[Echo, StringTransport]:
-    """
-    @return: a new connected L{Echo} of C{factory} and its transport.
-    """
-    address = IPv4Address("TCP", "127.0.0.1", 40000)
-    protocol = factory.buildProtocol(address)
-    assert protocol is not None
-    transport = StringTransport(peerAddress=address)
-    protocol.makeConnection(transport)
-    return protocol, transport
+from echotwist.test.support import connect
 
 
 def lose(protocol: Echo, transport: StringTransport) -> None:

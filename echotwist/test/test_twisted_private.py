@@ -26,7 +26,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import tcp, unix
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import fail
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory, Protocol
@@ -498,6 +498,22 @@ class PortCanaryTests(SynchronousTestCase):
                 "echotwist.server.workers (the parent listens for its workers)",
             )
             self.assertIsNotNone(private.listen_now(endpoint, Factory(), description))
+
+
+class RoutePortLogTests(SynchronousTestCase):
+    """
+    Tests for L{private.route_port_log} beyond Twisted's ports.
+    """
+
+    def test_portWithoutLogger(self) -> None:
+        """
+        A port without Twisted's logger is handed back untouched.
+        """
+        port = self.successResultOf(
+            TCP4ServerEndpoint(MemoryReactor(), 0).listen(Factory())
+        )
+        private.route_port_log(port, cast(ILogObserver, [].append))
+        self.assertFalse(hasattr(port, "_logger"))
 
 
 class ServiceCanaryTests(SynchronousTestCase):

@@ -9,51 +9,24 @@ import os
 import socket
 from typing import Any
 
-from twisted.internet.address import IPv4Address
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger, capturedLogs
+from twisted.logger import capturedLogs
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from echotwist._twisted_private import listening_socket
 from echotwist.server import workers
 from echotwist.server.accept_errors import AcceptErrorSummary
 from echotwist.server.counts import Snapshot
-from echotwist.server.endpoints import check_shareable
 from echotwist.server.options import Options, parse_workers
 from echotwist.server.protocol import EchoFactory
+from echotwist.test.support import FakePort
 
 #: A short time, exact in binary so that clock sums are exact too.
 TICK = 2**-10
-
-
-class FakePort:
-    """
-    A listening port with a real socket, that records what the pool does.
-    """
-
-    _logger = Logger()
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.address = IPv4Address("TCP", "127.0.0.1", port)
-        self.reading = True
-        self.listening = True
-
-    def getHost(self) -> IPv4Address:
-        return self.address
-
-    def startReading(self) -> None:
-        self.reading = True
-
-    def stopReading(self) -> None:
-        self.reading = False
-
-    def stopListening(self) -> None:
-        self.listening = False
-        self.socket.close()
 
 
 class FakeProcess:
@@ -174,15 +147,6 @@ class OptionsTests(SynchronousTestCase):
         options.parseOptions([])
         self.assertEqual(options["workers"], 1)
 
-    def test_unshareable_port(self) -> None:
-        """
-        A port whose socket workers can't adopt is a usage error with
-        C{--workers} above 1.
-        """
-        e = self.assertRaises(usage.UsageError, check_shareable, ["tcp:0", "ssl:0"])
-        self.assertIn("ssl:0", str(e))
-        check_shareable(["tcp:0", "tcp6:0", "unix:/x", "systemd:domain=INET:index=0"])
-
     def test_worker_args(self) -> None:
         """
         Workers get the echo options but not the ports, the metrics endpoint,
@@ -254,7 +218,7 @@ class WorkerPoolTests(SynchronousTestCase):
         )
         self.pool.privilegedStartService()
         self.pool.startService()
-        self.addCleanup(self.reactor.ports[0].socket.close)
+        self.addCleanup(self.reactor.ports[0].stopListening)
 
     def test_listen_without_accepting(self) -> None:
         """
@@ -288,8 +252,9 @@ class WorkerPoolTests(SynchronousTestCase):
                     "5",
                 ],
             )
+            listening = listening_socket(port)  # type: ignore[arg-type]
             self.assertEqual(
-                process.child_fds, {0: "w", 1: "r", 2: "r", 3: port.socket.fileno()}
+                process.child_fds, {0: "w", 1: "r", 2: "r", 3: listening.fileno()}
             )
         self.assertEqual(sorted(self.pool.workers), [1, 2])
 
@@ -446,14 +411,14 @@ class StartWorkerTests(SynchronousTestCase):
         )
         self.assertTrue(factory.verbose)
         for _, _, port in reactor.adopted:
-            self.addCleanup(port.socket.close)
+            self.addCleanup(port.stopListening)
         self.assertEqual(
             [(fd, family) for fd, family, _ in reactor.adopted],
             [(first, socket.AF_INET), (second, socket.AF_INET6)],
         )
         ports = [port for _, _, port in reactor.adopted]
         for port in ports:
-            self.assertIsInstance(port._logger.observer, AcceptErrorSummary)
+            self.assertIsInstance(port.log_observer, AcceptErrorSummary)
         [(stop, args, kwargs)] = reactor.triggers["before"]["shutdown"]
         self.successResultOf(stop(*args, **kwargs))
         self.assertEqual([(p.listening, p.reading) for p in ports], [(True, False)] * 2)

@@ -1,0 +1,279 @@
+"""
+Tests for L{echotwist.server.options}.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from types import SimpleNamespace
+from unittest.mock import patch
+
+from twisted.internet import endpoints
+from twisted.internet.task import Clock
+from twisted.python.usage import UsageError
+from twisted.scripts._twistd_unix import ServerOptions
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.server import options as options_module
+from echotwist.server import reactor as reactor_module
+from echotwist.server.options import Options, make_factory, udp_address
+from echotwist.test.support import parse
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Tests for L{Options}.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        With no options: TCP port 9000, backlog 1024, a 300 s idle timeout, no
+        connection limit, quiet.
+        """
+        options = parse()
+        self.assertEqual(options["ports"], ["tcp:9000:backlog=1024"])
+        self.assertEqual(options["backlog"], 1024)
+        self.assertEqual(options["idle-timeout"], 300.0)
+        self.assertEqual(options["max-connections"], 0)
+        self.assertFalse(options["verbose"])
+
+    def test_barePortBecomesTCP(self) -> None:
+        """
+        A bare port number means that TCP port.
+        """
+        self.assertEqual(parse("--port", "9001")["ports"], ["tcp:9001:backlog=1024"])
+
+    def test_repeatablePorts(self) -> None:
+        """
+        C{--port} may be given several times, each an endpoint description;
+        the backlog is added where the endpoint takes one and isn't set.
+        """
+        options = parse(
+            "--backlog",
+            "77",
+            "-p",
+            "tcp:0:interface=127.0.0.1",
+            "--port",
+            "unix:/tmp/echo.sock",
+            "--port",
+            "tcp6:0:backlog=5",
+        )
+        self.assertEqual(
+            options["ports"],
+            [
+                "tcp:0:interface=127.0.0.1:backlog=77",
+                "unix:/tmp/echo.sock:backlog=77",
+                "tcp6:0:backlog=5",
+            ],
+        )
+
+    def test_systemdWithoutSocket(self) -> None:
+        """
+        Asking for a systemd socket that was not passed is a usage error.
+        """
+        self.patch(os, "environ", {})
+        error = self.assertRaises(
+            UsageError, parse, "--port", "systemd:domain=INET:index=0"
+        )
+        self.assertIn("no such socket passed by systemd", str(error))
+
+    def test_numbers(self) -> None:
+        """
+        Numeric options are parsed.
+        """
+        options = parse("--max-connections", "10", "--idle-timeout", "2.5", "--verbose")
+        self.assertEqual(options["max-connections"], 10)
+        self.assertEqual(options["idle-timeout"], 2.5)
+        self.assertTrue(options["verbose"])
+
+    def test_badValues(self) -> None:
+        """
+        Every bad value is a L{UsageError} naming the option and the value.
+        """
+        cases = [
+            (["--port", "70000"], "--port 70000"),
+            (["--port", "-1"], "--port -1"),
+            (["--port", "nosuch:9000"], "--port 'nosuch:9000"),
+            (["--port", "tcp:notaport"], "--port 'tcp:notaport"),
+            (["--port", "\u00b2"], "--port '\u00b2'"),
+            (["--port", "\u0663"], "--port '\u0663'"),
+            (["--backlog", "0"], "--backlog '0'"),
+            (["--backlog", "many"], "--backlog 'many'"),
+            (["--max-connections", "-3"], "--max-connections '-3'"),
+            (["--max-connections", "1.5"], "--max-connections '1.5'"),
+            (["--idle-timeout", "soon"], "--idle-timeout 'soon'"),
+            (["--idle-timeout", "-1"], "--idle-timeout '-1'"),
+            (["--idle-timeout", "nan"], "--idle-timeout 'nan'"),
+        ]
+        for argv, message in cases:
+            with self.subTest(argv=argv):
+                error = self.assertRaises(UsageError, parse, *argv)
+                self.assertIn(message, str(error))
+
+    def test_keyFileNotPEM(self) -> None:
+        """
+        An C{ssl:} port whose key file is not PEM is a L{UsageError} naming
+        the option, not OpenSSL's exception.
+        """
+        with tempfile.NamedTemporaryFile("w", suffix=".pem") as key:
+            key.write("not a key\n")
+            key.flush()
+            path = key.name
+            error = self.assertRaises(
+                UsageError, parse, "--port", f"ssl:0:privateKey={path}"
+            )
+        self.assertIn(f"--port 'ssl:0:privateKey={path}", str(error))
+
+    def test_anyEndpointError(self) -> None:
+        """
+        Whatever an endpoint parser or plugin raises is a L{UsageError}
+        naming the option; an exception without a message is named by its
+        type.
+        """
+
+        def broken(reactor: object, description: str) -> None:
+            raise RuntimeError()
+
+        self.patch(endpoints, "serverFromString", broken)
+        error = self.assertRaises(UsageError, parse, "--port", "tcp:0")
+        self.assertEqual(str(error), "--port 'tcp:0:backlog=1024': RuntimeError")
+
+    def test_unknownOption(self) -> None:
+        """
+        An unknown option is a L{UsageError}.
+        """
+        self.assertRaises(UsageError, parse, "--colour", "blue")
+
+
+class ShutdownAndUDPOptionsTests(SynchronousTestCase):
+    """
+    Tests for L{Options}' shutdown and UDP options.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        UDP is off, the shutdown timeout is 10 s, the UDP limits are the
+        module's defaults.
+        """
+        options = parse()
+        self.assertIsNone(options["udp"])
+        self.assertEqual(options["shutdown-timeout"], 10.0)
+        self.assertEqual((options["udp-rate"], options["udp-burst"]), (10.0, 20))
+
+    def test_bad_numbers(self) -> None:
+        """
+        A negative timeout, a zero rate or burst are usage errors.
+        """
+        for argv in [
+            ["--shutdown-timeout", "-1"],
+            ["--udp-rate", "0"],
+            ["--udp-burst", "0"],
+            ["--udp-burst", "1.5"],
+        ]:
+            self.assertRaises(UsageError, parse, *argv)
+
+
+class UDPAddressTests(SynchronousTestCase):
+    """
+    Tests for L{udp_address}.
+    """
+
+    def test_forms(self) -> None:
+        """
+        C{PORT}, C{INTERFACE:PORT} and C{[IPV6]:PORT} are understood.
+        """
+        self.assertEqual(udp_address("7007"), ("", 7007))
+        self.assertEqual(udp_address("127.0.0.1:0"), ("127.0.0.1", 0))
+        self.assertEqual(udp_address("[::1]:9"), ("::1", 9))
+        self.assertEqual(udp_address("::1:9"), ("::1", 9))
+
+    def test_bad(self) -> None:
+        """
+        A missing, non-numeric or too large port is a usage error.
+        """
+        for bad in ["", "x", "127.0.0.1:", "65536", "1:-1", "\uff11\uff12", "\u00b2"]:
+            self.assertRaises(UsageError, udp_address, bad)
+
+
+class DefaultReactorTests(SynchronousTestCase):
+    """
+    Tests for L{options_module.install_default_reactor} and when L{Options} calls
+    it.
+    """
+
+    def setUp(self) -> None:
+        self.installed: list[str] = []
+        self.patch(reactor_module, "install", lambda: self.installed.append("echo"))
+
+    def test_onlyUnderTwistd(self) -> None:
+        """
+        Options parsed as twistd's subcommand choose the reactor; parsed by
+        any other program (no parent), they leave it alone.
+        """
+        calls: list[None] = []
+        self.patch(
+            options_module, "install_default_reactor", lambda: calls.append(None)
+        )
+        parse()
+        self.assertEqual(calls, [])
+        options = Options()
+        options.parent = ServerOptions()
+        options.parseOptions([])
+        self.assertEqual(calls, [None])
+
+    def test_installsWhenNoneChosen(self) -> None:
+        """
+        With epoll and no reactor installed yet, the echotwist-epoll reactor
+        is installed.
+        """
+        self.patch(options_module, "select", SimpleNamespace(epoll=object))
+        with patch.dict(sys.modules):
+            sys.modules.pop("twisted.internet.reactor", None)
+            self.assertTrue(options_module.install_default_reactor())
+        self.assertEqual(self.installed, ["echo"])
+
+    def test_reactorAlreadyChosen(self) -> None:
+        """
+        A reactor already installed (by C{--reactor}, or by trial here) is
+        kept.
+        """
+        self.patch(options_module, "select", SimpleNamespace(epoll=object))
+        with patch.dict(sys.modules, {"twisted.internet.reactor": object()}):
+            self.assertFalse(options_module.install_default_reactor())
+        self.assertEqual(self.installed, [])
+
+    def test_noEpoll(self) -> None:
+        """
+        Without epoll (not Linux) Twisted's default is left to be installed.
+        """
+        self.patch(options_module, "select", SimpleNamespace())
+        with patch.dict(sys.modules):
+            sys.modules.pop("twisted.internet.reactor", None)
+            self.assertFalse(options_module.install_default_reactor())
+        self.assertEqual(self.installed, [])
+
+
+class MakeFactoryTests(SynchronousTestCase):
+    """
+    Tests for L{make_factory}.
+    """
+
+    def test_factoryConfigured(self) -> None:
+        """
+        The factory takes its limits from the options; 0 means none.
+        """
+        clock = Clock()
+        factory = make_factory(
+            parse("--max-connections", "5", "--idle-timeout", "7", "-v"), clock
+        )
+        self.assertEqual(factory.max_connections, 5)
+        self.assertEqual(factory.idle_timeout, 7)
+        self.assertTrue(factory.verbose)
+        self.assertIs(factory.clock, clock)
+        unlimited = make_factory(
+            parse("--max-connections", "0", "--idle-timeout", "0"), clock
+        )
+        self.assertIsNone(unlimited.max_connections)
+        self.assertIsNone(unlimited.idle_timeout)
