@@ -9,7 +9,7 @@ least 0.7 up to N = 8).  The load processes need cores too: give the machine
 at least N + clients cores for a fair figure.
 
 With C{--reuseport}, instead of one listening socket shared by the workers,
-each of N C{python -m echotwist.workers} gets its own socket bound to the
+each of N C{python -m echotwist.server.workers} gets its own socket bound to the
 same port with C{SO_REUSEPORT} (the kernel then spreads connections evenly):
 the alternative measured to choose the design.
 
@@ -90,9 +90,15 @@ def reuseport_workers(count: int) -> Iterator[int]:
             sock.listen(1024)
             port = sock.getsockname()[1]
             sockets.append(sock)
-            argv = [sys.executable, "-m", "echotwist.workers", "--worker", str(index)]
+            argv = [
+                sys.executable,
+                "-m",
+                "echotwist.server.workers",
+                "--worker",
+                str(index),
+            ]
             # The reactor twistd echo and its --workers run on.
-            argv += ["--reactor", "echotwist.reactor"]
+            argv += ["--reactor", "echotwist.server.reactor"]
             argv += ["--fd", f"{sock.fileno()}:AF_INET", "--", "--idle-timeout", "0"]
             processes.append(
                 subprocess.Popen(

@@ -16,7 +16,7 @@ import pytest
 from sockets import HOST, TIMEOUT
 from twistd_support import Server, environment, twistd_echo
 
-from echotwist.udp import REFLECTOR_PORTS
+from echotwist.server.udp import REFLECTOR_PORTS
 
 
 @pytest.fixture

@@ -113,8 +113,8 @@ def test_installedWheelFoundByTwisted(dist: Path, tmp_path: Path) -> None:
         "from twisted.plugin import getPlugins\n"
         "import sys\n"
         "[m] = [m for m in getPlugins(IServiceMaker) if m.tapname == 'echo']\n"
-        "import echotwist.tap, twisted.plugins.echotwist_plugin as p\n"
-        "print(p.__file__); print(echotwist.tap.__file__)\n"
+        "import echotwist.server.tap, twisted.plugins.echotwist_plugin as p\n"
+        "print(p.__file__); print(echotwist.server.tap.__file__)\n"
     )
     # -S skips site-packages' .pth files, so an editable install of this tree
     # is not on the path: only the wheel's copy and Twisted itself are.

@@ -79,13 +79,13 @@ def test_bad_arguments(module: str, arguments: list[str]) -> None:
 
 def test_services_table() -> None:
     """
-    C{python -m echotwist.services} prints an aligned table.
+    C{python -m echotwist.reference.services} prints an aligned table.
     """
     try:
         socket.getservbyport(22, "tcp")
     except OSError:
         pytest.skip("this system has no services database (/etc/services)")
-    result = run_module("echotwist.services", "1", "1023")
+    result = run_module("echotwist.reference.services", "1", "1023")
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header == "PORT  SERVICE (tcp)"
@@ -101,7 +101,7 @@ def test_services_bad_arguments(arguments: list[str]) -> None:
     """
     Bad arguments to the services command are usage errors: status 2.
     """
-    result = run_module("echotwist.services", *arguments)
+    result = run_module("echotwist.reference.services", *arguments)
     assert result.returncode == 2
     assert "usage:" in result.stderr
     assert "Traceback" not in result.stderr

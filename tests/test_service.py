@@ -63,7 +63,7 @@ def test_readmeExample(server: Server) -> None:
 @pytest.mark.parametrize(
     ("twistd_options", "reactor"),
     [
-        ((), "echotwist.reactor.EchoReactor"),
+        ((), "echotwist.server.reactor.EchoReactor"),
         (("--reactor", "poll"), "twisted.internet.pollreactor.PollReactor"),
     ],
 )

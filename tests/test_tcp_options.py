@@ -13,7 +13,7 @@ from twisted.internet.tcp import Server
 from twisted.internet.testing import MemoryReactorClock
 from twisted.internet.unix import Server as UNIXServer
 
-from echotwist.protocol import EchoFactory
+from echotwist.server.protocol import EchoFactory
 
 
 def test_no_delay_over_tcp() -> None:

@@ -104,7 +104,7 @@ def two_workers(
 @pytest.mark.parametrize(
     ("twistd_options", "reactor"),
     [
-        ((), "echotwist.reactor.EchoReactor"),
+        ((), "echotwist.server.reactor.EchoReactor"),
         (("--reactor", "poll"), "twisted.internet.pollreactor.PollReactor"),
     ],
 )
@@ -126,14 +126,14 @@ def test_worker_bad_option() -> None:
     exit, not a traceback.
     """
     result = subprocess.run(
-        [sys.executable, "-m", "echotwist.workers", "--bogus"],
+        [sys.executable, "-m", "echotwist.server.workers", "--bogus"],
         capture_output=True,
         timeout=TIMEOUT,
         check=False,
     )
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == [
-        "python -m echotwist.workers: option --bogus not recognized"
+        "python -m echotwist.server.workers: option --bogus not recognized"
     ]
 
 

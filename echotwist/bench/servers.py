@@ -74,7 +74,7 @@ class ServerSpec:
 
 
 SERVERS = (
-    ServerSpec("echotwist", "echotwist.protocol"),
+    ServerSpec("echotwist", "echotwist.server.protocol"),
     ServerSpec("echotwist-stock", "twisted.internet.epollreactor"),
     ServerSpec("reference-select", "echotwist.reference.selecting"),
     ServerSpec("twisted-wire", "twisted.protocols.wire"),

@@ -1,7 +1,7 @@
 """
 Plain-C{socket} echo programs from the labs, kept as the readable baseline.
 
-Read them next to the Twisted version (L{echotwist.protocol}):
+Read them next to the Twisted version (L{echotwist.server.protocol}):
 
   - L{echotwist.reference.blocking}: one client at a time, blocking calls.
   - L{echotwist.reference.selecting}: many clients, one thread, C{select}.

@@ -32,7 +32,7 @@ What a careful C{select} server has to handle, and a naive one does not:
     moment, lets us accept that connection and close it.
 
 The Twisted reactor is this loop, written once and for all (and able to use
-C{epoll}, which has no C{FD_SETSIZE}); compare L{echotwist.protocol}.
+C{epoll}, which has no C{FD_SETSIZE}); compare L{echotwist.server.protocol}.
 """
 
 from __future__ import annotations

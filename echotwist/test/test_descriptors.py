@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.descriptors}.
+Tests for L{echotwist.server.accept_errors}.
 """
 
 from __future__ import annotations
@@ -19,13 +19,10 @@ from twisted.internet.testing import MemoryReactor
 from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.descriptors import (
-    AcceptErrorSummary,
-    SharedSocketEndpoint,
-    SummarizedAcceptErrors,
-    endpoint_kind,
-    listeners,
-)
+from echotwist.server.accept_errors import AcceptErrorSummary, SummarizedAcceptErrors
+from echotwist.server.endpoints import endpoint_kind
+from echotwist.server.listeners import listeners
+from echotwist.server.shared_socket import SharedSocketEndpoint
 
 CLOSED = "EMFILE recovery: Closed socket from {address}"
 RELEASE = "EMFILE encountered; releasing reserved file descriptor."
@@ -64,7 +61,7 @@ class AcceptErrorSummaryTests(SynchronousTestCase):
         return [
             e["log_format"]
             for e in self.logged
-            if e.get("log_namespace", "").startswith("echotwist.descriptors")
+            if e.get("log_namespace", "").startswith("echotwist.server.accept_errors")
         ]
 
     def test_otherEventsPass(self) -> None:

@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.fastpath}, on real connected sockets (a socket pair)
+Tests for L{echotwist.server.fastpath}, on real connected sockets (a socket pair)
 driven by a L{MemoryReactor}, so no global reactor runs.
 """
 
@@ -7,25 +7,26 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from functools import partial
 
-from OpenSSL import SSL
 from twisted.internet import main
-from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Connection, Server
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.internet.unix import Server as UNIXServer
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
-from echotwist.fastpath import (
+from echotwist._twisted_private import unsent_bytes
+from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
     read_and_echo,
+    reads_directly,
     send,
 )
-from echotwist.protocol import Echo, EchoFactory
+from echotwist.server.protocol import Echo, EchoFactory
+from echotwist.test.support import BareTLSContext
 
 
 def connected(
@@ -83,19 +84,6 @@ def echo_connected(
     return connection, protocol, peer, reactor
 
 
-@implementer(IOpenSSLContextFactory)
-class _BareContext:
-    """
-    A TLS context factory without certificates: enough to start TLS.
-    """
-
-    def getContext(self) -> SSL.Context:
-        """
-        @return: a bare context.
-        """
-        return SSL.Context(SSL.TLS_METHOD)
-
-
 class SendTests(SynchronousTestCase):
     """
     Tests for L{can_send_directly} and L{send}.
@@ -119,7 +107,7 @@ class SendTests(SynchronousTestCase):
         send(connection, b"hello")
         self.assertEqual(drain(peer), b"hello")
         self.assertEqual(reactor.getWriters(), [])
-        self.assertEqual(connection._tempDataLen, 0)
+        self.assertEqual(unsent_bytes(connection), 0)
 
     def test_bufferedDataIsNotOvertaken(self) -> None:
         """
@@ -148,7 +136,7 @@ class SendTests(SynchronousTestCase):
         self.assertEqual(reactor.getWriters(), [connection])
         received = [drain(peer)]
         for _ in range(10000):
-            if not connection._tempDataLen and not connection.dataBuffer:
+            if not unsent_bytes(connection):
                 break
             connection.doWrite()
             received.append(drain(peer))
@@ -164,7 +152,7 @@ class SendTests(SynchronousTestCase):
         connection.disconnecting = True
         send(connection, b"late")
         self.assertEqual(drain(peer), b"")
-        self.assertEqual(connection._tempDataLen, 4)
+        self.assertEqual(unsent_bytes(connection), 4)
 
     def test_tlsUsesWrite(self) -> None:
         """
@@ -187,7 +175,7 @@ class SendTests(SynchronousTestCase):
             MemoryReactorClock(),
         )
         connection.getHost = lambda: None  # type: ignore[method-assign]
-        connection.startTLS(_BareContext())
+        connection.startTLS(BareTLSContext())
         self.assertFalse(can_send_directly(connection))
         protocol.makeConnection(connection)
         protocol.dataReceived(b"secret")
@@ -201,7 +189,7 @@ class SendTests(SynchronousTestCase):
         connection, peer, reactor = connected(self)
         peer.close()
         send(connection, b"x" * 100)
-        self.assertEqual(connection._tempDataLen, 100)
+        self.assertEqual(unsent_bytes(connection), 100)
         self.assertEqual(reactor.getWriters(), [connection])
 
 
@@ -247,9 +235,9 @@ class ReadAndEchoTests(SynchronousTestCase):
         """
         connection, protocol, peer, _clock = self.echoing()
         peer.send(b"first ")
-        self.assertIsNone(read_and_echo(connection))
+        self.assertIsNone(reads_directly(connection)())
         peer.send(b"second")
-        self.assertIsNone(read_and_echo(connection))
+        self.assertIsNone(reads_directly(connection)())
         self.assertEqual(drain(peer), b"first second")
         self.assertEqual(protocol.bytes_in, 12)
 
@@ -261,7 +249,7 @@ class ReadAndEchoTests(SynchronousTestCase):
         connection, _protocol, peer, clock = self.echoing(idle_timeout=10.0)
         clock.advance(9)
         peer.send(b"x")
-        read_and_echo(connection)
+        reads_directly(connection)()
         clock.advance(9)
         self.assertFalse(connection.disconnecting)
         clock.advance(1)
@@ -282,17 +270,17 @@ class ReadAndEchoTests(SynchronousTestCase):
             chunk = bytes([round_number % 256]) * 65536
             with contextlib.suppress(BlockingIOError):
                 sent += chunk[: peer.send(chunk)]
-            read_and_echo(connection)
+            reads_directly(connection)()
         self.assertTrue(connection.producerPaused)
         received = bytearray()
         for _ in range(100000):
             if len(received) >= len(sent):
                 break
             received += drain(peer)
-            if connection.dataBuffer or connection._tempDataLen:
+            if unsent_bytes(connection):
                 connection.doWrite()
             else:
-                read_and_echo(connection)
+                reads_directly(connection)()
         self.assertEqual(bytes(received), bytes(sent))
         self.assertFalse(connection.producerPaused)
 
@@ -301,7 +289,7 @@ class ReadAndEchoTests(SynchronousTestCase):
         A read that would block is no error: the connection goes on.
         """
         connection, protocol, _peer, _clock = self.echoing()
-        self.assertIsNone(read_and_echo(connection))
+        self.assertIsNone(reads_directly(connection)())
         self.assertEqual(protocol.bytes_in, 0)
 
     def test_peerClosed(self) -> None:
@@ -311,7 +299,7 @@ class ReadAndEchoTests(SynchronousTestCase):
         """
         connection, _protocol, peer, _clock = self.echoing()
         peer.shutdown(socket.SHUT_WR)
-        self.assertIs(read_and_echo(connection), main.CONNECTION_DONE)
+        self.assertIs(reads_directly(connection)(), main.CONNECTION_DONE)
 
     def test_peerReset(self) -> None:
         """
@@ -319,14 +307,14 @@ class ReadAndEchoTests(SynchronousTestCase):
         unread, a reset) is reported as a lost connection.
         """
         connection, _protocol, peer, _clock = self.echoing()
-        connection.socket.send(b"unread")
+        connection.getHandle().send(b"unread")
         peer.close()
-        self.assertIs(read_and_echo(connection), main.CONNECTION_LOST)
+        self.assertIs(reads_directly(connection)(), main.CONNECTION_LOST)
 
 
 class EchoDirectTests(SynchronousTestCase):
     """
-    L{echotwist.protocol.Echo} writes through L{send}, and reads through
+    L{echotwist.server.protocol.Echo} writes through L{send}, and reads through
     L{read_and_echo} where it may.
     """
 
@@ -345,8 +333,9 @@ class EchoDirectTests(SynchronousTestCase):
         """
         connection, protocol = self.connect()
         read = connection.doRead
-        self.assertIs(read.__func__, read_and_echo)  # type: ignore[attr-defined]
-        self.assertIs(read.__self__, connection)  # type: ignore[attr-defined]
+        assert isinstance(read, partial)
+        self.assertIs(read.func, read_and_echo)
+        self.assertEqual(read.args, (connection, connection.getHandle().recv))
         protocol.connectionLost()
         self.assertNotIn("doRead", vars(connection))
 

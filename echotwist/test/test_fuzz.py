@@ -16,8 +16,8 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client.__main__ import ClientExit, build_parser, make_endpoint
-from echotwist.protocol import EchoFactory
-from echotwist.tap import Options
+from echotwist.server.options import Options
+from echotwist.server.protocol import EchoFactory
 
 MiB = 1 << 20
 

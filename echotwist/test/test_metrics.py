@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.snapshot} and L{echotwist.metrics}.
+Tests for L{echotwist.server.counts} and L{echotwist.server.metrics}.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.metrics import Sources, metrics_registry, metrics_site
-from echotwist.protocol import Echo, EchoFactory, RefusedEcho
-from echotwist.snapshot import (
+from echotwist.server.counts import (
     Snapshot,
     local_snapshots,
     merged_snapshots,
     take_snapshot,
 )
+from echotwist.server.metrics import Sources, metrics_registry, metrics_site
+from echotwist.server.protocol import Echo, EchoFactory, RefusedEcho
 
 
 @dataclass
@@ -128,7 +128,7 @@ class SnapshotTests(SynchronousTestCase):
 
 class EchoCollectorTests(SynchronousTestCase):
     """
-    Tests for L{echotwist.metrics.EchoCollector}, read back as Prometheus
+    Tests for L{echotwist.server.metrics.EchoCollector}, read back as Prometheus
     text.
     """
 

@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.protocol}.
+Tests for L{echotwist.server.protocol}.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides, implementer
 
-from echotwist.protocol import Echo, EchoFactory, RefusedEcho, describe_peer
+from echotwist.server.protocol import Echo, EchoFactory, RefusedEcho, describe_peer
 
 PEER = IPv4Address("TCP", "127.0.0.1", 57854)
 

@@ -1,7 +1,7 @@
 # mypy: disable-error-code="no-untyped-call"
 # (trial's assertion methods and patch() have no type hints)
 """
-Tests for L{echotwist.services}.
+Tests for L{echotwist.reference.services}.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from echotwist.services import format_table, list_services, main
+from echotwist.reference.services import format_table, list_services, main
 
 FAKE_DATABASE = {(7, "tcp"): "echo", (7, "udp"): "echo", (53, "udp"): "domain"}
 

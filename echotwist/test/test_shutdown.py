@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.shutdown}.
+Tests for L{echotwist.server.shutdown}.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.protocol import Echo, EchoFactory
-from echotwist.shutdown import ShutdownService, drain
-from echotwist.snapshot import Snapshot, local_snapshots
-from echotwist.udp import EchoDatagramProtocol
+from echotwist.server.counts import Snapshot, local_snapshots
+from echotwist.server.protocol import Echo, EchoFactory
+from echotwist.server.shutdown import ShutdownService, drain
+from echotwist.server.udp import EchoDatagramProtocol
 
 
 def connect(factory: EchoFactory) -> tuple[Echo, StringTransport]:

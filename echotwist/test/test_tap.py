@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.tap} and the twistd plugin that points at it.
+Tests for L{echotwist.server.tap} and the twistd plugin that points at it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from twisted.python.usage import UsageError
 from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist import reactor as reactor_module
-from echotwist import tap
-from echotwist.shutdown import ShutdownService
+from echotwist.server import endpoints as server_endpoints
+from echotwist.server import options as options_module
+from echotwist.server import reactor as reactor_module
+from echotwist.server import tap
+from echotwist.server.shutdown import ShutdownService
 
 
 def parse(*argv: str) -> tap.Options:
@@ -86,7 +88,7 @@ class OptionsTests(SynchronousTestCase):
         A systemd-activated socket is already listening: no backlog is added.
         """
         self.assertEqual(
-            tap.endpoint_description("systemd:domain=INET:index=0", 1024),
+            server_endpoints.endpoint_description("systemd:domain=INET:index=0", 1024),
             "systemd:domain=INET:index=0",
         )
 
@@ -170,7 +172,7 @@ class OptionsTests(SynchronousTestCase):
 
 class DefaultReactorTests(SynchronousTestCase):
     """
-    Tests for L{tap.install_default_reactor} and when L{tap.Options} calls
+    Tests for L{options_module.install_default_reactor} and when L{tap.Options} calls
     it.
     """
 
@@ -184,7 +186,9 @@ class DefaultReactorTests(SynchronousTestCase):
         any other program (no parent), they leave it alone.
         """
         calls: list[None] = []
-        self.patch(tap, "install_default_reactor", lambda: calls.append(None))
+        self.patch(
+            options_module, "install_default_reactor", lambda: calls.append(None)
+        )
         parse()
         self.assertEqual(calls, [])
         options = tap.Options()
@@ -197,10 +201,10 @@ class DefaultReactorTests(SynchronousTestCase):
         With epoll and no reactor installed yet, the echotwist-epoll reactor
         is installed.
         """
-        self.patch(tap, "select", SimpleNamespace(epoll=object))
+        self.patch(options_module, "select", SimpleNamespace(epoll=object))
         with patch.dict(sys.modules):
             sys.modules.pop("twisted.internet.reactor", None)
-            self.assertTrue(tap.install_default_reactor())
+            self.assertTrue(options_module.install_default_reactor())
         self.assertEqual(self.installed, ["echo"])
 
     def test_reactorAlreadyChosen(self) -> None:
@@ -208,25 +212,25 @@ class DefaultReactorTests(SynchronousTestCase):
         A reactor already installed (by C{--reactor}, or by trial here) is
         kept.
         """
-        self.patch(tap, "select", SimpleNamespace(epoll=object))
+        self.patch(options_module, "select", SimpleNamespace(epoll=object))
         with patch.dict(sys.modules, {"twisted.internet.reactor": object()}):
-            self.assertFalse(tap.install_default_reactor())
+            self.assertFalse(options_module.install_default_reactor())
         self.assertEqual(self.installed, [])
 
     def test_noEpoll(self) -> None:
         """
         Without epoll (not Linux) Twisted's default is left to be installed.
         """
-        self.patch(tap, "select", SimpleNamespace())
+        self.patch(options_module, "select", SimpleNamespace())
         with patch.dict(sys.modules):
             sys.modules.pop("twisted.internet.reactor", None)
-            self.assertFalse(tap.install_default_reactor())
+            self.assertFalse(options_module.install_default_reactor())
         self.assertEqual(self.installed, [])
 
 
 class PortNumberTests(SynchronousTestCase):
     """
-    Tests for L{tap.port_number}.
+    Tests for L{server_endpoints.port_number}.
     """
 
     def test_numbers(self) -> None:
@@ -235,7 +239,7 @@ class PortNumberTests(SynchronousTestCase):
         whether or not it is a valid port.
         """
         for text, number in [("0", 0), ("9000", 9000), ("-1", -1), ("70000", 70000)]:
-            self.assertEqual(tap.port_number(text), number)
+            self.assertEqual(server_endpoints.port_number(text), number)
 
     def test_notNumbers(self) -> None:
         """
@@ -243,12 +247,12 @@ class PortNumberTests(SynchronousTestCase):
         ASCII, is not a port number.
         """
         for text in ["", "-", "tcp:9000", "9k", "\u00b2", "\u0663", "\uff11", "+1"]:
-            self.assertIsNone(tap.port_number(text))
+            self.assertIsNone(server_endpoints.port_number(text))
 
 
 class MakeServiceTests(SynchronousTestCase):
     """
-    Tests for L{tap.makeService} and L{tap.make_factory}.
+    Tests for L{tap.makeService} and L{options_module.make_factory}.
     """
 
     def test_oneListenerPerPort(self) -> None:
@@ -272,14 +276,14 @@ class MakeServiceTests(SynchronousTestCase):
         The factory takes its limits from the options; 0 means none.
         """
         clock = Clock()
-        factory = tap.make_factory(
+        factory = options_module.make_factory(
             parse("--max-connections", "5", "--idle-timeout", "7", "-v"), clock
         )
         self.assertEqual(factory.max_connections, 5)
         self.assertEqual(factory.idle_timeout, 7)
         self.assertTrue(factory.verbose)
         self.assertIs(factory.clock, clock)
-        unlimited = tap.make_factory(
+        unlimited = options_module.make_factory(
             parse("--max-connections", "0", "--idle-timeout", "0"), clock
         )
         self.assertIsNone(unlimited.max_connections)
@@ -325,13 +329,13 @@ class EchoServiceTests(SynchronousTestCase):
 
 class PluginTests(SynchronousTestCase):
     """
-    The twistd plugin is found and points at L{echotwist.tap}.
+    The twistd plugin is found and points at L{echotwist.server.tap}.
     """
 
     def test_discovered(self) -> None:
         """
         L{getPlugins} finds the C{echo} service maker, built from
-        L{echotwist.tap}.
+        L{echotwist.server.tap}.
         """
         makers = {m.tapname: m for m in getPlugins(IServiceMaker)}
         self.assertIn("echo", makers)

@@ -1,5 +1,5 @@
 """
-Tests for the options and wiring L{echotwist.tap} gained for hostile
+Tests for the options and wiring L{echotwist.server.tap} gained for hostile
 conditions: C{--shutdown-timeout}, C{--udp}, C{--udp-rate}, C{--udp-burst}.
 """
 
@@ -9,10 +9,11 @@ from twisted.application.internet import StreamServerEndpointService, UDPServer
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.descriptors import SummarizedAcceptErrors
-from echotwist.shutdown import ShutdownService
-from echotwist.tap import Options, makeService, udp_address
-from echotwist.udp import EchoDatagramProtocol
+from echotwist.server.accept_errors import SummarizedAcceptErrors
+from echotwist.server.options import Options, udp_address
+from echotwist.server.shutdown import ShutdownService
+from echotwist.server.tap import makeService
+from echotwist.server.udp import EchoDatagramProtocol
 
 
 def parse(*argv: str) -> Options:

@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.udp}.
+Tests for L{echotwist.server.udp}.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.udp import (
+from echotwist.server.udp import (
     REFLECTOR_PORTS,
     EchoDatagramProtocol,
     TokenBucket,

@@ -1,5 +1,5 @@
 """
-Tests for L{echotwist.workers}: the parent's side, with a fake reactor.
+Tests for L{echotwist.server.workers}: the parent's side, with a fake reactor.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist import workers
-from echotwist.descriptors import AcceptErrorSummary
-from echotwist.protocol import EchoFactory
-from echotwist.snapshot import Snapshot
-from echotwist.tap import Options
+from echotwist.server import workers
+from echotwist.server.accept_errors import AcceptErrorSummary
+from echotwist.server.counts import Snapshot
+from echotwist.server.endpoints import check_shareable
+from echotwist.server.options import Options, parse_workers
+from echotwist.server.protocol import EchoFactory
 
 #: A short time, exact in binary so that clock sums are exact too.
 TICK = 2**-10
@@ -136,27 +137,27 @@ def end(protocol: ProcessProtocol, process: FakeProcess) -> None:
 
 class ParseWorkersTests(SynchronousTestCase):
     """
-    Tests for L{workers.parse_workers}.
+    Tests for L{parse_workers}.
     """
 
     def test_number(self) -> None:
         """
         A positive integer is the number of workers.
         """
-        self.assertEqual(workers.parse_workers("3"), 3)
+        self.assertEqual(parse_workers("3"), 3)
 
     def test_auto(self) -> None:
         """
         C{auto} is one worker per CPU this process may run on.
         """
-        self.assertEqual(workers.parse_workers("auto"), len(os.sched_getaffinity(0)))
+        self.assertEqual(parse_workers("auto"), len(os.sched_getaffinity(0)))
 
     def test_bad(self) -> None:
         """
         Zero, negatives and words are usage errors naming the option.
         """
         for value in ["0", "-2", "many", ""]:
-            e = self.assertRaises(usage.UsageError, workers.parse_workers, value)
+            e = self.assertRaises(usage.UsageError, parse_workers, value)
             self.assertIn("--workers", str(e))
 
 
@@ -178,13 +179,9 @@ class OptionsTests(SynchronousTestCase):
         A port whose socket workers can't adopt is a usage error with
         C{--workers} above 1.
         """
-        e = self.assertRaises(
-            usage.UsageError, workers.check_shareable, ["tcp:0", "ssl:0"]
-        )
+        e = self.assertRaises(usage.UsageError, check_shareable, ["tcp:0", "ssl:0"])
         self.assertIn("ssl:0", str(e))
-        workers.check_shareable(
-            ["tcp:0", "tcp6:0", "unix:/x", "systemd:domain=INET:index=0"]
-        )
+        check_shareable(["tcp:0", "tcp6:0", "unix:/x", "systemd:domain=INET:index=0"])
 
     def test_worker_args(self) -> None:
         """
@@ -269,14 +266,14 @@ class WorkerPoolTests(SynchronousTestCase):
 
     def test_spawn(self) -> None:
         """
-        Each worker runs C{python -m echotwist.workers} with its number, the
+        Each worker runs C{python -m echotwist.server.workers} with its number, the
         module of the parent's reactor, the listening socket as fd 3, and the
         echo options after C{--}.
         """
         [port] = self.reactor.ports
         self.assertEqual(len(self.reactor.processes), 2)
         for index, (_, process) in enumerate(self.reactor.processes, start=1):
-            self.assertEqual(process.args[1:3], ["-m", "echotwist.workers"])
+            self.assertEqual(process.args[1:3], ["-m", "echotwist.server.workers"])
             self.assertEqual(
                 process.args[3:],
                 [

@@ -22,7 +22,7 @@ from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from echotwist.snapshot import Snapshot
+from echotwist.server.counts import Snapshot
 
 #: Where snapshots come from: worker label -> that worker's latest counts.
 Sources = Callable[[], Mapping[str, Snapshot]]

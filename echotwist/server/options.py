@@ -1,91 +1,38 @@
 """
-The C{twistd echo} command: its options and the service they describe.
+The options of C{twistd echo}, checked: every value parsed, every C{--port}
+made a full endpoint description, before anything starts.
 
-C{twisted/plugins/echotwist_plugin.py} points twistd here, in the way
-L{twisted.tap.portforward} serves C{twistd portforward}.
+L{echotwist.server.tap} builds the service they describe, and each worker of
+C{--workers} (L{echotwist.server.workers}) parses its copy of them here.
 """
 
 from __future__ import annotations
 
+import os
 import select
 import sys
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Callable
 from typing import TypeVar
 
-from twisted.application import internet
-from twisted.application.service import MultiService
-from twisted.internet import endpoints
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
-from echotwist.descriptors import endpoint_kind, listeners
-from echotwist.protocol import EchoFactory
-from echotwist.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownService
-from echotwist.snapshot import Snapshot, local_snapshots, merged_snapshots
-from echotwist.udp import DEFAULT_BURST, DEFAULT_RATE, EchoDatagramProtocol
-from echotwist.workers import (
-    STOP_TIMEOUT,
-    WorkerPool,
+from echotwist.server.endpoints import (
+    MAX_PORT,
+    check_endpoint,
     check_shareable,
-    parse_workers,
-    worker_args,
+    endpoint_description,
+    port_number,
 )
+from echotwist.server.protocol import EchoFactory
+from echotwist.server.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
+from echotwist.server.udp import DEFAULT_BURST, DEFAULT_RATE
 
 DEFAULT_PORT = "tcp:9000"
 DEFAULT_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 
-#: The largest TCP or UDP port number.
-MAX_PORT = 65535
-
-#: The largest UDP datagram the server reads whole (the most a UDP length
-#: field can say); Twisted reads at most 8192 bytes by default, truncating
-#: larger datagrams.
-UDP_MAX_DATAGRAM = 65535
-
-#: Endpoint types that take a C{backlog} parameter.
-_BACKLOG_TYPES = frozenset({"tcp", "tcp6", "unix", "ssl"})
-
 _N = TypeVar("_N", int, float)
-
-
-def port_number(text: str) -> int | None:
-    """
-    Read a port number as typed.
-
-    @param text: an option's value, or the port part of one.
-    @return: the number C{text} spells in ASCII digits, after an optional
-        minus sign and whether or not it is in range (the caller says what
-        is wrong with it), or L{None} if it spells none.  (C{str.isdigit}
-        alone would accept digits C{int} rejects, such as C{"\u00b2"}.)
-    """
-    digits = text.removeprefix("-")
-    if digits.isascii() and digits.isdigit():
-        return int(text)
-    return None
-
-
-def endpoint_description(port: str, backlog: int) -> str:
-    """
-    Turn a C{--port} value into a full server endpoint description.
-
-    @param port: a port number (C{9000}, made C{tcp:9000}) or any server
-        endpoint string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}).
-    @param backlog: listen queue length, added where the endpoint type takes
-        one and the description does not already set it.
-    @return: the full description, for L{endpoints.serverFromString}.
-    @raise usage.UsageError: for a port number outside 0-65535.
-    """
-    number = port_number(port)
-    if number is not None:
-        if not 0 <= number <= MAX_PORT:
-            raise usage.UsageError(f"--port {port}: a port number is 0-{MAX_PORT}")
-        port = f"tcp:{number}"
-    if endpoint_kind(port) in _BACKLOG_TYPES and "backlog=" not in port:
-        port = f"{port}:backlog={backlog}"
-    return port
 
 
 def _number(kind: Callable[[str], _N], name: str, value: str, minimum: _N) -> _N:
@@ -218,7 +165,7 @@ class Options(usage.Options):
             self["ports"] = [DEFAULT_PORT]
         self["ports"] = [endpoint_description(p, backlog) for p in self["ports"]]
         for description in self["ports"]:
-            _check_endpoint(description)
+            check_endpoint(description)
         self["workers"] = parse_workers(self["workers"])
         if self["workers"] > 1:
             check_shareable(self["ports"])
@@ -228,7 +175,7 @@ class Options(usage.Options):
 
 def install_default_reactor() -> bool:
     """
-    Make the echotwist-epoll reactor (L{echotwist.reactor}) the one
+    Make the echotwist-epoll reactor (L{echotwist.server.reactor}) the one
     C{twistd echo} runs on, unless one is installed already.
 
     twistd installs the reactor C{--reactor} names while it reads its own
@@ -241,7 +188,7 @@ def install_default_reactor() -> bool:
     """
     if "twisted.internet.reactor" in sys.modules or not hasattr(select, "epoll"):
         return False
-    from echotwist import reactor
+    from echotwist.server import reactor
 
     reactor.install()
     return True
@@ -263,31 +210,6 @@ def udp_address(value: str) -> tuple[str, int]:
     return interface, number
 
 
-def _check_endpoint(description: str, option: str = "port") -> None:
-    """
-    Parse a server endpoint description now, so a typo is a usage error
-    rather than a traceback once twistd starts.
-
-    @param description: the full description.
-    @param option: the option it came from, for the message.
-    @raise usage.UsageError: if Twisted can't make an endpoint of it.
-    """
-    from twisted.internet import reactor
-
-    try:
-        endpoints.serverFromString(reactor, description)
-    except IndexError:
-        raise usage.UsageError(
-            f"--{option} {description!r}: no such socket passed by systemd "
-            "(LISTEN_FDS, LISTEN_PID)"
-        ) from None
-    except Exception as e:
-        # Endpoint parsers and plugins raise anything: ValueError for a
-        # typo, OpenSSL.crypto.Error for a key file that isn't PEM, ...
-        reason = str(e) or type(e).__name__
-        raise usage.UsageError(f"--{option} {description!r}: {reason}") from None
-
-
 def _check_metrics(description: str) -> None:
     """
     Check C{--metrics}: its endpoint, and that C{prometheus_client} is here.
@@ -296,12 +218,35 @@ def _check_metrics(description: str) -> None:
     @raise usage.UsageError: if either is missing.
     """
     try:
-        import echotwist.metrics  # noqa: F401
+        import echotwist.server.metrics  # noqa: F401
     except ImportError:
         raise usage.UsageError(
             "--metrics needs prometheus_client: pip install 'echotwist[metrics]'"
         ) from None
-    _check_endpoint(description, "metrics")
+    check_endpoint(description, "metrics")
+
+
+def parse_workers(value: str) -> int:
+    """
+    Parse C{--workers}.
+
+    @param value: a positive integer, or C{auto} for one per CPU.
+    @return: the number of worker processes.
+    @raise usage.UsageError: for anything else.
+    """
+    if value == "auto":
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise usage.UsageError(
+            f"--workers {value!r}: expected a positive integer or 'auto'"
+        )
+    return count
 
 
 def make_factory(config: Options, clock: IReactorTime) -> EchoFactory:
@@ -316,87 +261,3 @@ def make_factory(config: Options, clock: IReactorTime) -> EchoFactory:
         max_connections=config["max-connections"] or None,
         verbose=bool(config["verbose"]),
     )
-
-
-class EchoService(MultiService):
-    """
-    The listeners of one C{twistd echo}.
-
-    In the foreground a port that can't be listened on ends twistd with one
-    line naming it rather than a traceback.  A daemonising twistd must see the
-    exception itself: its parent process reports it (and waits for nothing
-    else).
-
-    @ivar foreground: whether twistd runs with C{-n}.
-    """
-
-    def __init__(self, foreground: bool) -> None:
-        super().__init__()
-        self.foreground = foreground
-
-    def privilegedStartService(self) -> None:
-        """
-        Start listening (before twistd sheds privileges).
-
-        @raise SystemExit: in the foreground, naming the address if a port
-            can't be listened on.
-        """
-        try:
-            super().privilegedStartService()
-        except CannotListenError as e:
-            if self.foreground:
-                raise SystemExit(f"twistd echo: {e}") from None
-            raise
-
-
-def makeService(config: Options) -> MultiService:
-    """
-    Build the echo service: one listener per C{--port}, one shared factory.
-
-    @param config: parsed L{Options}.
-    @return: a L{MultiService} of the listeners.
-    """
-    from twisted.internet import reactor
-
-    factory = make_factory(config, reactor)
-    twistd_options = config.parent
-    daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
-    service = EchoService(foreground=not daemon)
-    sources: Callable[[], Mapping[str, Snapshot]]
-    udp = None
-    if config["udp"] is not None:
-        udp = EchoDatagramProtocol(
-            reactor, rate=config["udp-rate"], burst=config["udp-burst"]
-        )
-    sources = partial(local_snapshots, factory, [] if udp is None else [udp])
-    pool = None
-    if config["workers"] > 1:
-        pool = WorkerPool(
-            reactor,
-            config["ports"],
-            config["workers"],
-            worker_args(config),
-            factory,
-            stop_timeout=config["shutdown-timeout"] + STOP_TIMEOUT,
-        )
-        sources = partial(merged_snapshots, sources, pool.snapshots)
-    serving = ShutdownService(
-        factory, reactor, timeout=config["shutdown-timeout"], counts=sources
-    )
-    serving.setServiceParent(service)
-    if udp is not None:
-        interface, port = config["udp"]
-        internet.UDPServer(
-            port, udp, interface=interface, maxPacketSize=UDP_MAX_DATAGRAM
-        ).setServiceParent(serving)
-    if pool is not None:
-        pool.setServiceParent(serving)
-    else:
-        ports = (endpoints.serverFromString(reactor, d) for d in config["ports"])
-        for listener in listeners(ports, factory, reactor):
-            listener.setServiceParent(serving)
-    if config["metrics"] is not None:
-        from echotwist.metrics import metrics_service
-
-        metrics_service(config["metrics"], sources).setServiceParent(service)
-    return service

@@ -3,7 +3,7 @@ C{twistd echo --workers N}: several processes serving the same ports.
 
 The parent (the twistd process, with the pidfile) listens on every C{--port}
 through its endpoint, as a single process would, but never accepts: it hands
-each listening socket to N worker processes (C{python -m echotwist.workers}),
+each listening socket to N worker processes (C{python -m echotwist.server.workers}),
 which adopt it with L{AdoptedStreamServerEndpoint} and share its accept queue.
 A worker that stops only stops accepting (L{SharedSocketEndpoint}): the
 parent alone closes the sockets, and removes a UNIX socket's path.
@@ -18,12 +18,11 @@ parent killed outright leaves no workers behind.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints, task
@@ -49,12 +48,12 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.python.reflect import namedModule, qual
 
-from echotwist.descriptors import endpoint_kind, listeners
-from echotwist.snapshot import Snapshot, take_snapshot
-
-if TYPE_CHECKING:
-    from echotwist.protocol import EchoFactory
-    from echotwist.tap import Options
+from echotwist._twisted_private import listen_now, listening_socket
+from echotwist.server.counts import Snapshot, take_snapshot
+from echotwist.server.listeners import listeners
+from echotwist.server.options import Options, make_factory
+from echotwist.server.protocol import EchoFactory
+from echotwist.server.shutdown import ShutdownService
 
 #: Seconds between a worker's reports to its parent.
 REPORT_INTERVAL = 1.0
@@ -78,29 +77,6 @@ STOP_TIMEOUT = 10.0
 _MAX_LINE = 65536
 
 
-def parse_workers(value: str) -> int:
-    """
-    Parse C{--workers}.
-
-    @param value: a positive integer, or C{auto} for one per CPU.
-    @return: the number of worker processes.
-    @raise usage.UsageError: for anything else.
-    """
-    if value == "auto":
-        if hasattr(os, "sched_getaffinity"):
-            return len(os.sched_getaffinity(0))
-        return os.cpu_count() or 1
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise usage.UsageError(
-            f"--workers {value!r}: expected a positive integer or 'auto'"
-        )
-    return count
-
-
 #: C{twistd echo} options that concern the parent only (UDP is served by the
 #: parent: a datagram socket has no accept queue to share).
 _PARENT_ONLY = frozenset({"workers", "metrics", "backlog", "udp"})
@@ -122,26 +98,6 @@ def worker_args(config: Options) -> list[str]:
         if parameter not in _PARENT_ONLY and config[parameter] is not None:
             args += [f"--{parameter}", str(config[parameter])]
     return args
-
-
-#: Endpoint types whose listening socket a worker can adopt.
-_SHAREABLE = frozenset({"tcp", "tcp6", "unix", "systemd"})
-
-
-def check_shareable(descriptions: Sequence[str]) -> None:
-    """
-    Check that workers can share every port: C{tcp}, C{tcp6}, C{unix} or
-    C{systemd}, whose listening socket is plain and ready at once.
-
-    @param descriptions: the server endpoint descriptions.
-    @raise usage.UsageError: naming the first that can't be shared.
-    """
-    for description in descriptions:
-        if endpoint_kind(description) not in _SHAREABLE:
-            raise usage.UsageError(
-                f"--port {description!r}: --workers can share only "
-                f"{', '.join(sorted(_SHAREABLE))} ports"
-            )
 
 
 class _Lines:
@@ -269,13 +225,7 @@ class WorkerPool(Service):
         super().privilegedStartService()
         for description in self._descriptions:
             endpoint = endpoints.serverFromString(self._reactor, description)
-            outcome: list[IListeningPort | Failure] = []
-            endpoint.listen(self._factory).addBoth(outcome.append)
-            if not outcome:
-                raise RuntimeError(f"{description!r} did not listen at once")
-            if isinstance(outcome[0], Failure):
-                outcome[0].raiseException()
-            port = outcome[0]
+            port = listen_now(endpoint, self._factory, description)
             port.stopReading()  # type: ignore[attr-defined]
             self._ports.append(port)
 
@@ -363,10 +313,16 @@ class WorkerPool(Service):
         """
         self._restarts.pop(index, None)
         fds: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
-        argv = [sys.executable, "-m", "echotwist.workers", "--worker", str(index)]
+        argv = [
+            sys.executable,
+            "-m",
+            "echotwist.server.workers",
+            "--worker",
+            str(index),
+        ]
         argv += ["--reactor", type(self._reactor).__module__]
         for child_fd, port in enumerate(self._ports, start=3):
-            sock = cast(socket.socket, port.socket)  # type: ignore[attr-defined]
+            sock = listening_socket(port)
             fds[child_fd] = sock.fileno()
             argv += ["--fd", f"{child_fd}:{sock.family.name}"]
         clock: IReactorTime = self._reactor
@@ -411,7 +367,7 @@ def _signal(worker: WorkerProcess, name: str) -> None:
 
 class WorkerOptions(usage.Options):
     """
-    Options for C{python -m echotwist.workers}, as L{WorkerPool} gives them.
+    Options for C{python -m echotwist.server.workers}, as L{WorkerPool} gives them.
 
     C{--worker N} is not read by the worker: it labels the process, so that
     C{ps} shows which pid is the parent's "worker N" (and
@@ -481,9 +437,6 @@ def start_worker(reactor: IReactorCore, *argv: str) -> EchoFactory:
     @raise SystemExit: if a socket can't be listened on, so that the worker
         exits with an error (and the parent starts another).
     """
-    from echotwist.shutdown import ShutdownService
-    from echotwist.tap import Options, make_factory
-
     options = WorkerOptions()
     options.parseOptions(list(argv))
     config = Options()
@@ -539,7 +492,7 @@ def install_reactor(module_name: str | None) -> None:
     C{twistd --reactor} chose).
 
     @param module_name: the module that defines the parent reactor's class;
-        Twisted's reactor modules (and L{echotwist.reactor}) have an
+        Twisted's reactor modules (and L{echotwist.server.reactor}) have an
         C{install()}.  L{None}, or a module without one, leaves Twisted's
         default to be installed.
     """
@@ -568,7 +521,7 @@ def main() -> None:
     try:
         options.parseOptions(argv)
     except usage.UsageError as e:
-        raise SystemExit(f"python -m echotwist.workers: {e}") from None
+        raise SystemExit(f"python -m echotwist.server.workers: {e}") from None
     install_reactor(options["reactor"])
     task.react(run_worker, argv)
 

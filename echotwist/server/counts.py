@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
-from echotwist.protocol import EchoFactory
+from echotwist.server.protocol import EchoFactory
 
 
 class DatagramCounts(Protocol):
@@ -91,7 +91,7 @@ def local_snapshots(
     factory: EchoFactory, udp_protocols: Iterable[DatagramCounts] = ()
 ) -> dict[str, Snapshot]:
     """
-    The snapshots of a single process, for L{echotwist.metrics}.
+    The snapshots of a single process, for L{echotwist.server.metrics}.
 
     @param factory: as for L{take_snapshot}.
     @param udp_protocols: as for L{take_snapshot}.

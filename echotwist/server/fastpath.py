@@ -26,6 +26,8 @@ own C{doRead}.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Protocol, TypeGuard
 
 from twisted.internet import main
@@ -33,11 +35,22 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import ITransport
 from twisted.internet.tcp import Connection
 
+from echotwist._twisted_private import has_plain_do_read, send, tls_started
+
+__all__ = [
+    "Counted",
+    "can_read_directly",
+    "can_send_directly",
+    "read_and_echo",
+    "reads_directly",
+    "send",
+]
+
 
 class Counted(Protocol):
     """
     What L{read_and_echo} updates on the protocol for each chunk it echoes:
-    an L{echotwist.protocol.Echo}'s byte count and idle timer.
+    an L{echotwist.server.protocol.Echo}'s byte count and idle timer.
     """
 
     bytes_in: int
@@ -65,7 +78,7 @@ def can_send_directly(transport: ITransport) -> TypeGuard[Connection]:
     @param transport: a connected transport.
     @return: whether it is a TCP or UNIX connection with no TLS started.
     """
-    return isinstance(transport, Connection) and not transport.TLS
+    return isinstance(transport, Connection) and not tls_started(transport)
 
 
 def can_read_directly(connection: Connection, protocol: object) -> bool:
@@ -78,27 +91,38 @@ def can_read_directly(connection: Connection, protocol: object) -> bool:
         L{read_and_echo} does the work of, and C{protocol} is its protocol
         (not one wrapped inside it).
     """
-    return type(connection).doRead is Connection.doRead and (
-        connection.protocol is protocol
-    )
+    return has_plain_do_read(connection) and connection.protocol is protocol
 
 
-def read_and_echo(connection: Connection) -> ConnectionDone | ConnectionLost | None:
+def reads_directly(connection: Connection) -> Callable[[], object]:
+    """
+    @param connection: a connection L{can_read_directly} accepted.
+    @return: L{read_and_echo} bound to it and its socket's C{recv}, to take
+        the place of its C{doRead}.
+    """
+    socket = connection.getHandle()
+    return partial(read_and_echo, connection, socket.recv)
+
+
+def read_and_echo(
+    connection: Connection, recv: Callable[[int], bytes]
+) -> ConnectionDone | ConnectionLost | None:
     """
     Read what the socket has and echo it: L{Connection.doRead}, C{Echo}'s
     C{dataReceived} and L{send} in one call, with their results.
 
-    Bound to the connection (C{MethodType(read_and_echo, connection)}), it
-    takes the place of the connection's own C{doRead}.
+    Bound to the connection by L{reads_directly}, it takes the place of the
+    connection's own C{doRead}.
 
     @param connection: a connection L{can_read_directly} accepted, whose
         protocol stays the same echo protocol and never starts TLS; its
         count and idle timer are updated as its C{dataReceived} would.
+    @param recv: its socket's C{recv}.
     @return: what C{doRead} returns: why the connection ended (the peer
         closed or reset it), or L{None} while it goes on.
     """
     try:
-        data = connection.socket.recv(connection.bufferSize)
+        data = recv(connection.bufferSize)
     except BlockingIOError:
         return None
     except OSError:
@@ -111,36 +135,3 @@ def read_and_echo(connection: Connection) -> ConnectionDone | ConnectionLost | N
         protocol.resetTimeout()
     send(connection, data)
     return None
-
-
-def send(connection: Connection, data: bytes) -> None:
-    """
-    Write C{data} to C{connection}, straight to its socket when nothing is
-    buffered, else (and for whatever the socket does not take) through
-    C{connection.write}, with its buffering and backpressure.
-
-    Only what a connection's own life changes is checked: something
-    buffered, closing or closed.  Neither TLS (see L{can_send_directly}) nor
-    a shut sending side (C{loseWriteConnection}) can come about unless the
-    protocol asks for it.
-
-    @param connection: a connection L{can_send_directly} accepted, whose
-        protocol neither starts TLS nor calls C{loseWriteConnection}.
-    @param data: the bytes to write, after any written before.
-    """
-    if (
-        connection.dataBuffer
-        or connection._tempDataLen
-        or not connection.connected
-        or connection.disconnecting
-    ):
-        connection.write(data)
-        return
-    try:
-        sent = connection.socket.send(data)
-    except OSError:
-        # Full (EAGAIN), interrupted, or broken: transport.write buffers
-        # it, and meets any error itself on its next write and closes.
-        sent = 0
-    if sent < len(data):
-        connection.write(data[sent:] if sent else data)

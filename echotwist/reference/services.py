@@ -3,7 +3,7 @@ Which service the system's services database names for each port in a range.
 
 The course's "simple" exercise. Run it with::
 
-    python -m echotwist.services [LOWER [UPPER]] [--protocol tcp|udp]
+    python -m echotwist.reference.services [LOWER [UPPER]] [--protocol tcp|udp]
 
 It prints, for instance, C{7  echo} among the well-known ports (0-1023).
 """

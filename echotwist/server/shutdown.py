@@ -10,18 +10,18 @@ signal death rather than a clean exit; L{ShutdownService} replaces it.)
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IReactorCore, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from echotwist.protocol import EchoFactory
-from echotwist.snapshot import Snapshot, local_snapshots
+from echotwist._twisted_private import replace_sigterm_handler
+from echotwist.server.counts import Snapshot, local_snapshots
+from echotwist.server.protocol import EchoFactory
 
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
@@ -63,14 +63,14 @@ class ShutdownService(MultiService):
     """
     Make SIGTERM a graceful shutdown of one L{EchoFactory}'s connections.
 
-    The listeners (and a L{echotwist.workers.WorkerPool}) are its children:
+    The listeners (and a L{echotwist.server.workers.WorkerPool}) are its children:
     stopping it stops them, so nothing new is accepted, then waits for the
     factory's connections and for the children to have stopped (workers to
     have exited) before the summary.
 
     @ivar timeout: seconds open connections get to finish.
     @ivar counts: the counts to sum up in the summary, by process (see
-        L{echotwist.snapshot}); a worker that has exited by the end counts
+        L{echotwist.server.counts}); a worker that has exited by the end counts
         as it was when shutdown began.
     """
 
@@ -95,8 +95,7 @@ class ShutdownService(MultiService):
         installs its own as it starts).
         """
         super().startService()
-        core: IReactorCore = self.reactor
-        core.callWhenRunning(signal.signal, signal.SIGTERM, self._sigterm)
+        replace_sigterm_handler(self.reactor, self._sigterm)
 
     def _sigterm(self, signum: int, frame: object) -> None:
         """

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
-from types import MethodType
 from typing import TYPE_CHECKING, TypeGuard
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -35,10 +34,11 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from echotwist.fastpath import (
+from echotwist._twisted_private import forget_do_read, replace_do_read, unsent_bytes
+from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
-    read_and_echo,
+    reads_directly,
     send,
 )
 
@@ -134,9 +134,7 @@ class Echo(Protocol, TimeoutMixin):
                 and type(self).dataReceived is Echo.dataReceived
                 and can_read_directly(transport, self)
             ):
-                transport.doRead = MethodType(  # type: ignore[method-assign]
-                    read_and_echo, transport
-                )
+                replace_do_read(transport, reads_directly(transport))
         self.setTimeout(factory.idle_timeout)
         factory.connection_opened(self)
         self.log.info("Connected by {peer}", peer=self.peer)
@@ -232,7 +230,7 @@ class Echo(Protocol, TimeoutMixin):
         if self._sends_directly:
             # A read_and_echo put in the connection's doRead refers to the
             # connection: drop it, so that the two need no cyclic collection.
-            vars(self.transport).pop("doRead", None)
+            forget_do_read(self.transport)
         duration = self.factory.clock.seconds() - self._started
         self.factory.connection_closed(self)
         self.log.info(
@@ -263,11 +261,7 @@ class Echo(Protocol, TimeoutMixin):
         @return: bytes accepted for echo but still in the transport's buffer
             when the connection ended (0 where the transport can't tell).
         """
-        transport = self.transport
-        buffered = getattr(transport, "dataBuffer", b"")
-        pending = getattr(transport, "_tempDataLen", 0)
-        offset = getattr(transport, "offset", 0)
-        return max(0, len(buffered) - offset + pending)
+        return unsent_bytes(self.transport)
 
 
 class RefusedEcho(Echo):

@@ -1,0 +1,155 @@
+"""
+Endpoint descriptions, as C{--port} takes them: what kind each is, whether
+it takes a listen backlog, whether C{--workers} can share it, and the full
+description built from what was typed.
+
+Every property of a kind is in L{_KINDS}; a kind not listed there (an
+endpoint plugin's) takes no backlog and can't be shared.
+
+The PROXY protocol wrapper (C{haproxy:tcp:9000}, L{twisted.protocols.haproxy})
+plugs in here as a I{wrapper} kind: a prefix followed by a whole inner
+description.  L{endpoint_kind} stays C{haproxy}; L{takes_backlog} and
+L{shareable} answer for the inner description (C{tcp:9000}), so that
+L{endpoint_description} adds C{backlog=} to it (Twisted's parser hands the
+rest of the string on unchanged), and C{--workers} shares the inner socket
+while each worker wraps its adopted endpoint with the PROXY parser again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from twisted.internet import endpoints
+from twisted.python import usage
+
+#: The largest TCP or UDP port number.
+MAX_PORT = 65535
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """
+    What echotwist knows about one kind of server endpoint.
+
+    @ivar backlog: whether it takes a C{backlog} parameter.
+    @ivar shareable: whether workers can adopt its listening socket: a plain
+        one, ready as soon as C{listen} returns.
+    """
+
+    backlog: bool
+    shareable: bool
+
+
+_KINDS = {
+    "tcp": _Kind(backlog=True, shareable=True),
+    "tcp6": _Kind(backlog=True, shareable=True),
+    "unix": _Kind(backlog=True, shareable=True),
+    "ssl": _Kind(backlog=True, shareable=False),
+    "systemd": _Kind(backlog=False, shareable=True),
+}
+
+_OTHER = _Kind(backlog=False, shareable=False)
+
+
+def port_number(text: str) -> int | None:
+    """
+    Read a port number as typed.
+
+    @param text: an option's value, or the port part of one.
+    @return: the number C{text} spells in ASCII digits, after an optional
+        minus sign and whether or not it is in range (the caller says what
+        is wrong with it), or L{None} if it spells none.  (C{str.isdigit}
+        alone would accept digits C{int} rejects, such as C{"\u00b2"}.)
+    """
+    digits = text.removeprefix("-")
+    if digits.isascii() and digits.isdigit():
+        return int(text)
+    return None
+
+
+def endpoint_kind(description: str) -> str:
+    """
+    @param description: a server endpoint description.
+    @return: its type, in lower case: C{tcp} for C{TCP:9000:backlog=5}.
+    """
+    return description.split(":", 1)[0].lower()
+
+
+def takes_backlog(description: str) -> bool:
+    """
+    @param description: a server endpoint description.
+    @return: whether its kind takes a C{backlog} parameter.
+    """
+    return _KINDS.get(endpoint_kind(description), _OTHER).backlog
+
+
+def shareable(description: str) -> bool:
+    """
+    @param description: a server endpoint description.
+    @return: whether C{--workers} can share its listening socket.
+    """
+    return _KINDS.get(endpoint_kind(description), _OTHER).shareable
+
+
+def endpoint_description(port: str, backlog: int) -> str:
+    """
+    Turn a C{--port} value into a full server endpoint description.
+
+    @param port: a port number (C{9000}, made C{tcp:9000}) or any server
+        endpoint string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}).
+    @param backlog: listen queue length, added where the endpoint type takes
+        one and the description does not already set it.
+    @return: the full description, for L{endpoints.serverFromString}.
+    @raise usage.UsageError: for a port number outside 0-65535.
+    """
+    number = port_number(port)
+    if number is not None:
+        if not 0 <= number <= MAX_PORT:
+            raise usage.UsageError(f"--port {port}: a port number is 0-{MAX_PORT}")
+        port = f"tcp:{number}"
+    if takes_backlog(port) and "backlog=" not in port:
+        port = f"{port}:backlog={backlog}"
+    return port
+
+
+def check_shareable(descriptions: Sequence[str]) -> None:
+    """
+    Check that workers can share every port: C{tcp}, C{tcp6}, C{unix} or
+    C{systemd}, whose listening socket is plain and ready at once.
+
+    @param descriptions: the server endpoint descriptions.
+    @raise usage.UsageError: naming the first that can't be shared.
+    """
+    kinds = sorted(name for name, kind in _KINDS.items() if kind.shareable)
+    for description in descriptions:
+        if not shareable(description):
+            raise usage.UsageError(
+                f"--port {description!r}: --workers can share only "
+                f"{', '.join(kinds)} ports"
+            )
+
+
+def check_endpoint(description: str, option: str = "port") -> None:
+    """
+    Parse a server endpoint description now, so a typo is a usage error
+    rather than a traceback once twistd starts.
+
+    @param description: the full description.
+    @param option: the option it came from, for the message.
+    @raise usage.UsageError: if Twisted can't make an endpoint of it.
+    """
+    from twisted.internet import reactor
+
+    try:
+        endpoints.serverFromString(reactor, description)
+    except IndexError:
+        raise usage.UsageError(
+            f"--{option} {description!r}: no such socket passed by systemd "
+            "(LISTEN_FDS, LISTEN_PID)"
+        ) from None
+    except Exception as e:
+        # Endpoint parsers and plugins raise anything: ValueError for a
+        # typo, OpenSSL.crypto.Error for a key file that isn't PEM, ...
+        reason = str(e) or type(e).__name__
+        raise usage.UsageError(f"--{option} {description!r}: {reason}") from None

@@ -1,0 +1,608 @@
+"""
+Tests for L{echotwist._twisted_private}: a canary per private or undocumented
+Twisted name echotwist relies on, failing with a message that names it and
+what in echotwist depends on it; and the copy of L{EPollReactor.doPoll}, one
+poll of an L{EchoReactor} instance that is never installed nor run.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import inspect
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+from functools import partial
+from typing import Any, cast
+
+from twisted.application import app
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import tcp, unix
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.defer import fail
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.logger import ILogObserver, LogEvent, capturedLogs
+from twisted.scripts import twistd
+from twisted.trial.unittest import SynchronousTestCase
+
+import twisted
+from echotwist import _twisted_private as private
+from echotwist.server.reactor import EchoReactor
+from echotwist.test.support import BareTLSContext
+
+#: The SHA-256 of C{inspect.getsource(EPollReactor.doPoll)} in each Twisted
+#: release whose C{doPoll} L{private.EPollReactorWithoutLogContext} was
+#: reviewed against.
+REVIEWED_DO_POLL = {
+    "24.7.0": "09b62ae68ef01b4b",
+    "26.10.0": "09b62ae68ef01b4b",
+}
+
+
+def canary(test: SynchronousTestCase, holds: bool, name: str, dependent: str) -> None:
+    """
+    Fail, naming the Twisted name and what relies on it, unless C{holds}.
+
+    @param test: the test case.
+    @param holds: whether the installed Twisted still behaves as expected.
+    @param name: the private or undocumented Twisted name.
+    @param dependent: what in echotwist relies on it.
+    """
+    if not holds:
+        test.fail(
+            f"Twisted {twisted.__version__}: {name} is gone or has changed; "
+            f"{dependent} relies on it (see echotwist/_twisted_private.py)"
+        )
+
+
+def connection_pair(
+    test: SynchronousTestCase,
+) -> tuple[tcp.Connection, socket.socket]:
+    """
+    @return: a Twisted connection on one end of a socket pair (driven by a
+        L{MemoryReactorClock}), and the other end, both non-blocking.
+    """
+    ours, theirs = socket.socketpair()
+    for end in ours, theirs:
+        end.setblocking(False)
+        test.addCleanup(end.close)
+    connection = tcp.Connection(ours, Protocol(), MemoryReactorClock())
+    connection.connected = True
+    return connection, theirs
+
+
+def drained(peer: socket.socket) -> int:
+    """
+    @return: how many bytes the peer could read now.
+    """
+    count = 0
+    while True:
+        try:
+            chunk = peer.recv(1 << 20)
+        except BlockingIOError:
+            return count
+        if not chunk:
+            return count
+        count += len(chunk)
+
+
+class ConnectionCanaryTests(SynchronousTestCase):
+    """
+    Canaries for what echotwist reads of L{tcp.Connection}.
+    """
+
+    def test_writeBuffer(self) -> None:
+        """
+        C{transport.write} keeps what it could not send yet in C{dataBuffer}
+        (from C{offset}) and C{_tempDataLen}: L{private.unsent_bytes} counts
+        it, and L{private.send} writes straight to the socket only when both
+        are empty.
+        """
+        dependent = (
+            "echotwist.server.fastpath's send and the unsent count of Echo's "
+            "disconnect line and idle timeout"
+        )
+        connection, peer = connection_pair(self)
+        canary(
+            self,
+            connection.dataBuffer == b"" and connection._tempDataLen == 0,
+            "FileDescriptor.dataBuffer/_tempDataLen",
+            dependent,
+        )
+        data = b"x" * (8 << 20)
+        connection.write(data)
+        canary(
+            self,
+            connection._tempDataLen == len(data),
+            "FileDescriptor._tempDataLen",
+            dependent,
+        )
+        connection.doWrite()
+        received = drained(peer)
+        canary(
+            self,
+            0 < len(connection.dataBuffer) - connection.offset == len(data) - received,
+            "FileDescriptor.dataBuffer/offset",
+            dependent,
+        )
+        self.assertEqual(private.unsent_bytes(connection), len(data) - received)
+
+    def test_socket(self) -> None:
+        """
+        A connection's C{socket} is the socket C{getHandle} returns.
+        """
+        connection, _peer = connection_pair(self)
+        canary(
+            self,
+            getattr(connection, "socket", None) is connection.getHandle(),
+            "Connection.socket",
+            "echotwist.server.fastpath's send",
+        )
+
+    def test_tls(self) -> None:
+        """
+        C{TLS} is false on a plain connection and true once TLS is started.
+        """
+        ours, theirs = socket.socketpair()
+        for end in ours, theirs:
+            self.addCleanup(end.close)
+        connection = tcp.Server(
+            ours,
+            Protocol(),
+            ("127.0.0.1", 57854),
+            None,  # type: ignore[arg-type]
+            0,
+            MemoryReactorClock(),
+        )
+        dependent = "echotwist.server.fastpath (no direct writes under TLS)"
+        canary(self, connection.TLS is False, "Connection.TLS", dependent)
+        self.assertFalse(private.tls_started(connection))
+        connection.startTLS(BareTLSContext())
+        canary(self, bool(connection.TLS), "Connection.TLS", dependent)
+        self.assertTrue(private.tls_started(connection))
+
+    def test_plainDoRead(self) -> None:
+        """
+        TCP connections read with L{tcp.Connection.doRead} itself, and UNIX
+        server connections (which also receive descriptors) override it.
+        """
+        dependent = "echotwist.server.fastpath's can_read_directly"
+        canary(
+            self,
+            tcp.Server.doRead is tcp.Connection.doRead,
+            "tcp.Connection.doRead (tcp.Server's)",
+            dependent,
+        )
+        unix_do_read: object = unix.Server.doRead
+        canary(
+            self,
+            unix_do_read is not tcp.Connection.doRead,
+            "unix.Server.doRead",
+            dependent,
+        )
+        connection, _peer = connection_pair(self)
+        self.assertTrue(private.has_plain_do_read(connection))
+
+    def test_doReadPerInstance(self) -> None:
+        """
+        The reactor (Twisted's epoll one, and ours) calls the C{doRead} set
+        on the connection itself, and forgetting it brings back the class's.
+        """
+        for reactor_type in EPollReactor, EchoReactor:
+            reactor = reactor_type()
+            self.addCleanup(reactor._poller.close)
+            connection, peer = connection_pair(self)
+            connection.reactor = reactor
+            called: list[object] = []
+            private.replace_do_read(connection, partial(called.append, None))
+            connection.startReading()
+            peer.send(b"x")
+            reactor.doPoll(1)
+            connection.stopReading()
+            canary(
+                self,
+                called == [None],
+                f"{reactor_type.__name__}'s call of the instance's doRead",
+                "echotwist.server.protocol's direct reads (read_and_echo)",
+            )
+            private.forget_do_read(connection)
+            self.assertNotIn("doRead", vars(connection))
+
+
+class EPollReactorCanaryTests(SynchronousTestCase):
+    """
+    Canaries for the copy of L{EPollReactor.doPoll}.
+    """
+
+    def test_doPollUnchanged(self) -> None:
+        """
+        Twisted's own C{doPoll} is one that our copy was reviewed against.
+        """
+        source = inspect.getsource(EPollReactor.doPoll)
+        digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+        if digest not in REVIEWED_DO_POLL.values():
+            self.fail(
+                f"Twisted {twisted.__version__}: EPollReactor.doPoll has changed "
+                f"(sha256 {digest}); echotwist._twisted_private."
+                "EPollReactorWithoutLogContext.doPoll (the echotwist-epoll "
+                "reactor) is a copy of it: review the copy, then add the hash "
+                "to REVIEWED_DO_POLL"
+            )
+
+    def test_pollerAttributes(self) -> None:
+        """
+        An epoll reactor has the C{_poller}, C{_selectables} and
+        C{_doReadOrWrite} the copy uses.
+        """
+        reactor = EPollReactor()
+        self.addCleanup(reactor._poller.close)
+        for name, holds in [
+            (
+                "_poller",
+                callable(getattr(getattr(reactor, "_poller", None), "poll", None)),
+            ),
+            ("_selectables", isinstance(getattr(reactor, "_selectables", None), dict)),
+            ("_doReadOrWrite", callable(getattr(reactor, "_doReadOrWrite", None))),
+        ]:
+            canary(
+                self,
+                holds,
+                f"EPollReactor.{name}",
+                "the echotwist-epoll reactor's doPoll",
+            )
+
+
+class Reader(FileDescriptor):
+    """
+    A selectable that reads one end of a socket pair and records what it
+    read; or, told to fail, raises from C{doRead} and again from
+    C{connectionLost}, so that an error escapes the reactor's own handling.
+    """
+
+    def __init__(self, reactor: EchoReactor, sock: socket.socket, fail: bool) -> None:
+        super().__init__(reactor)
+        self.sock = sock
+        self.fail = fail
+        self.read: list[bytes] = []
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def doRead(self) -> None:
+        if self.fail:
+            raise ZeroDivisionError("boom")
+        self.read.append(self.sock.recv(100))
+
+    def connectionLost(self, reason: object) -> None:
+        """
+        Forget the descriptor, as a transport does when it closes.
+        """
+        self.stopReading()
+        if self.fail:
+            raise RuntimeError("connectionLost failed too")
+
+
+class EchoReactorTests(SynchronousTestCase):
+    """
+    Tests for L{EchoReactor.doPoll}.
+    """
+
+    def reader(self, reactor: EchoReactor, fail: bool = False) -> Reader:
+        """
+        @return: a L{Reader} watched by C{reactor}, with a byte waiting.
+        """
+        ours, theirs = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+        reader = Reader(reactor, ours, fail)
+        reader.startReading()
+        theirs.send(b"x")
+        return reader
+
+    def test_dispatchesEvents(self) -> None:
+        """
+        A readable descriptor's C{doRead} is called.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        reader = self.reader(reactor)
+        reactor.doPoll(1)
+        self.assertEqual(reader.read, [b"x"])
+
+    def test_errorIsLoggedAndOthersStillServed(self) -> None:
+        """
+        An exception escaping an event's handling is logged with its
+        traceback, and the other events of the same poll are still served.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        bad = self.reader(reactor, fail=True)
+        good = self.reader(reactor)
+        with capturedLogs() as events:
+            reactor.doPoll(1)
+        self.assertEqual(good.read, [b"x"])
+        self.assertNotIn(bad, reactor.getReaders())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertIn(
+            "Error handling an event", [e.get("log_format", "")[:23] for e in events]
+        )
+
+    def test_keyboardInterruptPropagates(self) -> None:
+        """
+        A L{KeyboardInterrupt} escaping an event's handling is not swallowed
+        (as with Twisted's own reactors): it ends the poll, so Ctrl-C works.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        reader = self.reader(reactor, fail=True)
+
+        def interrupted(reason: object) -> None:
+            reader.stopReading()
+            raise KeyboardInterrupt()
+
+        reader.connectionLost = interrupted  # type: ignore[method-assign]
+        self.assertRaises(KeyboardInterrupt, reactor.doPoll, 1)
+        self.flushLoggedErrors(ZeroDivisionError)
+
+
+class _Listener:
+    """
+    A listening socket whose C{accept} fails as told, then has no more.
+
+    @ivar errors: the errors C{accept} raises, in turn; a C{(socket,
+        address)} pair among them is accepted instead.
+    """
+
+    def __init__(self, *errors: object) -> None:
+        self.errors = list(errors)
+
+    def accept(self) -> object:
+        if not self.errors:
+            raise OSError(errno.EAGAIN, "no more")
+        outcome = self.errors.pop(0)
+        if isinstance(outcome, OSError):
+            raise outcome
+        return outcome
+
+
+class _Reservation:
+    """
+    A reserved descriptor that is always available to release.
+    """
+
+    def available(self) -> bool:
+        return True
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+class PortCanaryTests(SynchronousTestCase):
+    """
+    Canaries for what echotwist reads of L{tcp.Port}.
+    """
+
+    def port_events(self, *errors: object) -> list[LogEvent]:
+        """
+        @param errors: what the port's C{accept} meets in turn.
+        @return: the events the port logged while accepting, through
+            L{private.route_port_log}.
+        """
+        port = tcp.Port(0, Factory(), interface="127.0.0.1", reactor=MemoryReactor())
+        events: list[LogEvent] = []
+        private.route_port_log(port, cast(ILogObserver, events.append))
+        port.socket = _Listener(*errors)
+        port.numberAccepts = 10
+        port.doRead()
+        return events
+
+    def test_logger(self) -> None:
+        """
+        A port logs its accept errors through its C{_logger}.
+        """
+        events = self.port_events(OSError(errno.ENOBUFS, "no buffers"))
+        canary(
+            self,
+            len(events) == 1,
+            "tcp.Port._logger",
+            "echotwist.server.accept_errors (the summary of descriptor exhaustion)",
+        )
+
+    def test_acceptFailedFormat(self) -> None:
+        """
+        A connection that could not be accepted is logged with
+        L{private.ACCEPT_FAILED}.
+        """
+        [event] = self.port_events(OSError(errno.ENOBUFS, "no buffers"))
+        canary(
+            self,
+            event.get("log_format") == private.ACCEPT_FAILED,
+            f"tcp.Port's log format {private.ACCEPT_FAILED!r}",
+            "echotwist.server.accept_errors (else the log floods again)",
+        )
+
+    def test_emfileFormats(self) -> None:
+        """
+        Out of descriptors, the port closes what it accepts, logging
+        L{private.ACCEPT_CLOSED} for each between the two
+        L{private.ACCEPT_QUIET} events.
+        """
+        self.patch(tcp, "_reservedFD", _Reservation())
+        client = socket.socket()
+        self.addCleanup(client.close)
+        events = self.port_events(
+            OSError(errno.EMFILE, "too many"), (client, ("127.0.0.1", 5))
+        )
+        formats = [event.get("log_format") for event in events]
+        canary(
+            self,
+            len(formats) == 3
+            and formats[1] == private.ACCEPT_CLOSED
+            and {formats[0], formats[2]} == private.ACCEPT_QUIET,
+            f"tcp.Port's EMFILE log formats (got {formats!r})",
+            "echotwist.server.accept_errors (else the log floods again)",
+        )
+
+    def test_socket(self) -> None:
+        """
+        A TCP or UNIX port's C{socket} is its listening socket.
+        """
+        reactor = MemoryReactor()
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "echo.sock")
+        for port in [
+            tcp.Port(0, Factory(), interface="127.0.0.1", reactor=reactor),
+            unix.Port(os.fsencode(path), Factory(), reactor=reactor),
+        ]:
+            port.startListening()
+            sock: Any = getattr(port, "socket", None)
+            self.addCleanup(sock.close)
+            canary(
+                self,
+                isinstance(sock, socket.socket) and sock.fileno() == port.fileno(),
+                f"{type(port).__module__}.Port.socket",
+                "echotwist.server.workers (the sockets handed to workers)",
+            )
+            self.assertIs(private.listening_socket(port), sock)
+
+    def test_listenAtOnce(self) -> None:
+        """
+        The endpoints C{--workers} shares listen before C{listen} returns.
+        """
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "echo.sock")
+        for description in ["tcp:0", "tcp6:0", f"unix:{path}"]:
+            endpoint = serverFromString(MemoryReactor(), description)
+            listened: list[object] = []
+            endpoint.listen(Factory()).addCallback(listened.append)
+            canary(
+                self,
+                len(listened) == 1,
+                f"{type(endpoint).__name__}.listen firing at once",
+                "echotwist.server.workers (the parent listens for its workers)",
+            )
+            self.assertIsNotNone(private.listen_now(endpoint, Factory(), description))
+
+
+class ServiceCanaryTests(SynchronousTestCase):
+    """
+    Canaries for L{StreamServerEndpointService}.
+    """
+
+    def test_raiseSynchronously(self) -> None:
+        """
+        With C{_raiseSynchronously} set, a service whose endpoint can't
+        listen raises from its start.
+        """
+
+        class Failing:
+            def listen(self, factory: object) -> object:
+                return fail(CannotListenError("127.0.0.1", 9, OSError("taken")))
+
+        service = StreamServerEndpointService(Failing(), Factory())
+        private.raise_listen_failures(service)
+        try:
+            service.privilegedStartService()
+        except CannotListenError:
+            raised = True
+        else:
+            raised = False
+            self.flushLoggedErrors(CannotListenError)
+        canary(
+            self,
+            raised,
+            "StreamServerEndpointService._raiseSynchronously",
+            "echotwist.server.listeners (a port that can't listen must stop "
+            "twistd echo, not leave it running with no listener)",
+        )
+
+
+class SignalCanaryTests(SynchronousTestCase):
+    """
+    Canaries for the order in which the reactor and twistd handle signals.
+    """
+
+    def test_exitSignal(self) -> None:
+        """
+        The reactor's SIGTERM handler records the signal, which twistd
+        reads once the reactor stops to kill itself with it.
+        """
+        reactor = EPollReactor()
+        self.addCleanup(reactor._poller.close)
+        reactor.sigTerm(signal.SIGTERM, None)
+        dependent = (
+            "echotwist.server.shutdown (replaces the reactor's SIGTERM "
+            "handler so that twistd exits 0)"
+        )
+        canary(
+            self,
+            getattr(reactor, "_exitSignal", None) == signal.SIGTERM,
+            "ReactorBase._exitSignal",
+            dependent,
+        )
+        canary(
+            self,
+            hasattr(app, "_exitWithSignal")
+            and "_exitSignal" in inspect.getsource(twistd.runApp),
+            "twisted.scripts.twistd.runApp's _exitSignal",
+            dependent,
+        )
+
+    def test_handlersBeforeWhenRunning(self) -> None:
+        """
+        A running reactor has installed its signal handlers before the calls
+        C{callWhenRunning} scheduled, so L{private.replace_sigterm_handler}
+        replaces the reactor's SIGTERM handler.  (In a child process: the
+        reactor's handlers are the process's.)
+        """
+        script = textwrap.dedent(
+            """
+            import signal
+            from twisted.internet.selectreactor import SelectReactor
+            from echotwist._twisted_private import replace_sigterm_handler
+
+            def ours(signum, frame):
+                pass
+
+            reactor = SelectReactor()
+            replace_sigterm_handler(reactor, ours)
+
+            def check():
+                print(signal.getsignal(signal.SIGTERM) is ours)
+                reactor.stop()
+
+            reactor.callWhenRunning(check)
+            reactor.run()
+            """
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        canary(
+            self,
+            result.stdout.strip() == "True",
+            "the reactor installing its signal handlers before callWhenRunning calls",
+            "echotwist.server.shutdown (its SIGTERM handler must replace the "
+            "reactor's)",
+        )
