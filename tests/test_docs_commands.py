@@ -243,7 +243,9 @@ HOW: dict[str, Server | Client | NotRun] = {
     'python -m echotwist.reference.client --port 10000 "Demo Message"': Client(
         b"Received b'Demo Message'\n"
     ),
-    "python -m echotwist.services 1 25": Client(),
+    "python -m echotwist.reference.services 1 25": Client(),
+    "python -m echotwist.reference.services 7": Client(),
+    "python -m echotwist.reference.services www": Client(),
 }
 
 
