@@ -6,10 +6,10 @@ The course's "simple" exercise. Run it with::
     python -m echotwist.reference.services [PORT | NAME | LOWER UPPER]
         [--protocol tcp|udp]
 
-With no argument it prints the well-known ports (0-1023) that have a name,
-C{7  echo} among them; with one number, that port; with a name, the port of
-that service (as C{getent services NAME} does); with two numbers, the ports
-from the first to the second.
+With no argument it prints the well-known ports (0-1023) that have a name
+(port 7, C{echo}, among them); with one number, that port; with a name, the
+port of that service (as C{getent services NAME} does); with two numbers,
+the ports from the first to the second.
 """
 
 from __future__ import annotations
