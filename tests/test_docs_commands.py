@@ -244,6 +244,8 @@ HOW: dict[str, Server | Client | NotRun] = {
         b"Received b'Demo Message'\n"
     ),
     "python -m echotwist.reference.services 1 25": Client(),
+    "python -m echotwist.reference.services 7": Client(),
+    "python -m echotwist.reference.services www": Client(),
 }
 
 

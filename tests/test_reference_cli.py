@@ -95,7 +95,15 @@ def test_services_table() -> None:
 
 
 @pytest.mark.parametrize(
-    "arguments", [["abc"], ["-1"], ["65536"], ["10", "5"], ["--protocol", "icmp"]]
+    "arguments",
+    [
+        ["1", "abc"],
+        ["-1"],
+        ["65536"],
+        ["10", "5"],
+        ["1", "2", "3"],
+        ["--protocol", "x"],
+    ],
 )
 def test_services_bad_arguments(arguments: list[str]) -> None:
     """
@@ -105,3 +113,27 @@ def test_services_bad_arguments(arguments: list[str]) -> None:
     assert result.returncode == 2
     assert "usage:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_services_port_and_name() -> None:
+    """
+    One number is that port alone, and a name is looked up as C{getent
+    services} does: C{9000} (no service) and C{echo} as the issue typed
+    them; a name the system does not know is one line and status 1.
+    """
+    try:
+        socket.getservbyport(7, "tcp")
+    except OSError:
+        pytest.skip("this system has no services database (/etc/services)")
+    one = run_module("echotwist.reference.services", "7")
+    assert (one.returncode, one.stdout) == (0, "PORT  SERVICE (tcp)\n   7  echo\n")
+    name = run_module("echotwist.reference.services", "echo")
+    assert (name.returncode, name.stdout) == (0, one.stdout)
+    alone = run_module("echotwist.reference.services", "9000")
+    assert alone.returncode == 0, alone.stderr
+    assert "port 9000" in alone.stdout or "9000  " in alone.stdout
+    unknown = run_module("echotwist.reference.services", "no-such-service")
+    assert unknown.returncode == 1
+    assert unknown.stderr == (
+        "echotwist-services: no tcp service named 'no-such-service'\n"
+    )

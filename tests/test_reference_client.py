@@ -157,3 +157,100 @@ def test_command_line_bad_port() -> None:
     result = run_client("--port", "70000", "hello")
     assert result.returncode == 2
     assert "70000 is not a port number" in result.stderr
+
+
+def test_command_line_port_zero() -> None:
+    """
+    Port 0 (a server's "any free port") is refused as a port to connect to:
+    a usage error (status 2), as for any other port out of range.
+    """
+    result = run_client("--port", "0", "hello")
+    assert result.returncode == 2
+    assert "0 is not a port number to connect to (1-65535)" in result.stderr
+    assert "connecting" not in result.stderr
+
+
+def test_bytes_not_utf8_sent_as_given() -> None:
+    """
+    A message that is not valid UTF-8 (C{"$(printf 'caf\\xe9')"} in a shell)
+    is sent as the very bytes given, and its echo printed as bytes; a host
+    name that is not valid is a usage error, not a traceback.
+    """
+    program: list[str | bytes] = [sys.executable, "-m", "echotwist.reference.client"]
+    with running_server("echotwist.reference.selecting") as server:
+        address = ["--host", HOST, "--port", str(server.port)]
+        result = subprocess.run(
+            [*program, *address, b"caf\xe9"],
+            capture_output=True,
+            timeout=TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        assert (result.returncode, result.stdout) == (0, b"Received b'caf\\xe9'\n")
+        server.wait_for_output("Received b'caf\\xe9'")
+    result = subprocess.run(
+        [*program, "--host", b"caf\xe9", "x"],
+        capture_output=True,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert b"'caf\\xe9' is not a host name" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_silent_server_times_out() -> None:
+    """
+    Against a server that accepts (the kernel does, for a listening socket)
+    but never answers, C{--timeout} ends the wait: one error line, status 1.
+    The function raises C{TimeoutError} the same way.
+    """
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        result = run_client("--host", HOST, "--port", str(port), "--timeout", "1", "x")
+        with pytest.raises(TimeoutError):
+            client("x", HOST, port, io.StringIO(), timeout=1)
+    assert result.returncode == 1
+    assert f"no echo from {HOST}:{port} within 1 s" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_timeout_covers_the_whole_echo() -> None:
+    """
+    C{timeout} bounds the whole exchange, not each C{recv}: a server that
+    echoes one byte at a time, slower than the timeout allows in all, makes
+    the client time out although each byte comes within it.
+    """
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(1)
+        listener.settimeout(TIMEOUT)
+        done = threading.Event()
+
+        def trickle() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                for byte in connection.recv(1024):
+                    if done.wait(0.3):
+                        return
+                    connection.sendall(bytes([byte]))
+
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        try:
+            with pytest.raises(TimeoutError):
+                client("0123456789", HOST, listener.getsockname()[1], timeout=1)
+        finally:
+            done.set()
+            thread.join(TIMEOUT)
+
+
+def test_command_line_bad_timeout() -> None:
+    """
+    A timeout that is not a positive number of seconds is a usage error.
+    """
+    for value in ["0", "-1", "nan", "inf", "soon"]:
+        result = run_client("--timeout", value, "hello")
+        assert result.returncode == 2, value
+        assert "argument --timeout" in result.stderr, value

@@ -3,15 +3,20 @@ Which service the system's services database names for each port in a range.
 
 The course's "simple" exercise. Run it with::
 
-    python -m echotwist.reference.services [LOWER [UPPER]] [--protocol tcp|udp]
+    python -m echotwist.reference.services [PORT | NAME | LOWER UPPER]
+        [--protocol tcp|udp]
 
-It prints, for instance, C{7  echo} among the well-known ports (0-1023).
+With no argument it prints the well-known ports (0-1023) that have a name
+(port 7, C{echo}, among them); with one number, that port; with a name, the
+port of that service (as C{getent services NAME} does); with two numbers,
+the ports from the first to the second.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -73,6 +78,45 @@ def list_services(
     return services
 
 
+def port_of(name: str, protocol: str = "tcp") -> int:
+    """
+    Look up the port of a service by name (or alias), as C{getent services}
+    does.
+
+    @param name: The service's name, such as C{"echo"}.
+    @param protocol: C{"tcp"} or C{"udp"}.
+    @return: Its port.
+    @raise LookupError: If the services database has no such service.
+    @raise ValueError: If C{protocol} is neither C{"tcp"} nor C{"udp"}.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be 'tcp' or 'udp', not {protocol!r}")
+    try:
+        return socket.getservbyname(name, protocol)
+    except (OSError, UnicodeError):
+        # Shown as typed, even if it is not valid in the system's encoding.
+        shown = os.fsencode(name).decode("ascii", "backslashreplace")
+        raise LookupError(f"no {protocol} service named '{shown}'") from None
+
+
+def _port_argument(text: str) -> int:
+    """
+    Read a port number from the command line.
+
+    @param text: The argument as typed.
+    @return: The port, 0 to 65535.
+    @raise ValueError: If C{text} is not such a number.
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        # One word that is not a number is a name; in a range, it is an error.
+        raise ValueError(f"a range is two port numbers, not {text!r}") from None
+    if not MIN_PORT <= port <= MAX_PORT:
+        raise ValueError(f"{port} is not a port number ({MIN_PORT}-{MAX_PORT})")
+    return port
+
+
 def format_table(services: dict[int, str], protocol: str) -> str:
     """
     Lay out services as a table: a header, then one port and name a line.
@@ -90,33 +134,29 @@ def format_table(services: dict[int, str], protocol: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """
-    Print the services of a range of ports, from the command line.
+    Print the services of a port, a range of ports or a service name, from
+    the command line.
 
     Bad arguments print a usage error and exit with status 2 (argparse).
 
     @param argv: The arguments, without the program name; C{None} means
         C{sys.argv[1:]}.
-    @return: The exit status, 0.
+    @return: The exit status: 0, or 1 for a name the database does not have.
     """
     parser = argparse.ArgumentParser(
         prog="echotwist-services",
-        description="List the services the system knows for a range of ports.",
+        usage="%(prog)s [-h] [--protocol {tcp,udp}] [PORT | NAME | LOWER UPPER]",
+        description=(
+            "Name the services the system knows: of the well-known ports "
+            f"({MIN_PORT}-{WELL_KNOWN_UPPER}) with no argument, of PORT, of "
+            "the ports from LOWER to UPPER, or the port of the service NAME."
+        ),
     )
     parser.add_argument(
-        "lower",
-        nargs="?",
-        type=int,
-        default=MIN_PORT,
-        metavar="LOWER",
-        help="first port (default: %(default)s)",
-    )
-    parser.add_argument(
-        "upper",
-        nargs="?",
-        type=int,
-        default=WELL_KNOWN_UPPER,
-        metavar="UPPER",
-        help="last port (default: %(default)s)",
+        "ports",
+        nargs="*",
+        metavar="PORT | NAME | LOWER UPPER",
+        help="a port number, a service name, or two port numbers",
     )
     parser.add_argument(
         "--protocol",
@@ -125,17 +165,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="(default: %(default)s)",
     )
     arguments = parser.parse_args(argv)
+    protocol = arguments.protocol
+    words = arguments.ports
+    if len(words) > 2:
+        parser.error("give at most two arguments: PORT, NAME or LOWER UPPER")
+    if len(words) == 1 and not words[0].lstrip("-").isdigit():
+        try:
+            port = port_of(words[0], protocol)
+        except LookupError as e:
+            print(f"{parser.prog}: {e.args[0]}", file=sys.stderr)
+            return 1
+        print(format_table(list_services(port, port, protocol), protocol))
+        return 0
     try:
-        services = list_services(arguments.lower, arguments.upper, arguments.protocol)
+        bounds = [_port_argument(word) for word in words]
+        lower, upper = (bounds[0], bounds[-1]) if bounds else (0, WELL_KNOWN_UPPER)
+        services = list_services(lower, upper, protocol)
     except ValueError as e:
         parser.error(str(e))
     if services:
-        print(format_table(services, arguments.protocol))
+        print(format_table(services, protocol))
+    elif lower == upper:
+        print(f"No {protocol} service known for port {lower}.")
     else:
-        print(
-            f"No {arguments.protocol} services known for ports "
-            f"{arguments.lower}-{arguments.upper}."
-        )
+        print(f"No {protocol} services known for ports {lower}-{upper}.")
     return 0
 
 

@@ -12,7 +12,7 @@ import sys
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from echotwist.reference.services import format_table, list_services, main
+from echotwist.reference.services import format_table, list_services, main, port_of
 
 FAKE_DATABASE = {(7, "tcp"): "echo", (7, "udp"): "echo", (53, "udp"): "domain"}
 
@@ -151,6 +151,58 @@ class SystemDatabaseTests(SynchronousTestCase):
         self.assertEqual(list_services(7, 7, "udp"), {7: "echo"})
 
 
+class PortOfTests(SynchronousTestCase):
+    """
+    Tests for L{port_of}, against a fake services database.
+    """
+
+    def setUp(self) -> None:
+        self.patch(socket, "getservbyname", getservbyname)
+
+    def test_found(self) -> None:
+        """
+        A name (or an alias) in the database gives its port for the protocol.
+        """
+        self.assertEqual(port_of("echo"), 7)
+        self.assertEqual(port_of("www"), 80)
+        self.assertEqual(port_of("domain", "udp"), 53)
+
+    def test_not_found(self) -> None:
+        """
+        A name the database does not have for the protocol is a
+        L{LookupError} naming it and the protocol.
+        """
+        error = self.assertRaises(LookupError, port_of, "domain", "tcp")
+        self.assertEqual(str(error), "no tcp service named 'domain'")
+
+    def test_not_encodable(self) -> None:
+        """
+        A name that is not valid in the system's encoding (a command-line
+        argument that was not UTF-8) is a L{LookupError} showing its bytes.
+        """
+        self.patch(socket, "getservbyname", socket.getservbyname)
+        error = self.assertRaises(LookupError, port_of, "caf\udce9")
+        self.assertEqual(str(error), "no tcp service named 'caf\\xe9'")
+
+    def test_bad_protocol(self) -> None:
+        """
+        A protocol other than C{"tcp"} or C{"udp"} is a C{ValueError}.
+        """
+        self.assertRaises(ValueError, port_of, "echo", "icmp")
+
+
+def getservbyname(name: str, protocol: str) -> int:
+    """
+    Know the echo service, http with its alias www, and UDP's domain.
+    """
+    names = {("echo", "tcp"): 7, ("echo", "udp"): 7, ("http", "tcp"): 80}
+    names.update({("www", "tcp"): 80, ("domain", "udp"): 53})
+    try:
+        return names[name, protocol]
+    except KeyError:
+        raise OSError("service/proto not found") from None
+
+
 class FormatTableTests(SynchronousTestCase):
     """
     Tests for L{format_table}.
@@ -185,13 +237,14 @@ class MainTests(SynchronousTestCase):
         self.patch(sys, "stdout", self.stdout)
         self.patch(sys, "stderr", self.stderr)
         self.patch(socket, "getservbyport", self.getservbyport)
+        self.patch(socket, "getservbyname", getservbyname)
 
     def getservbyport(self, port: int, protocol: str) -> str:
         """
-        Know only the echo service.
+        Know the echo and http services.
         """
-        if port == 7:
-            return "echo"
+        if port in (7, 80):
+            return {7: "echo", 80: "http"}[port]
         raise OSError("port/proto not found")
 
     def assertUsageError(self, argv: list[str], message: str) -> None:
@@ -209,16 +262,72 @@ class MainTests(SynchronousTestCase):
         With no arguments, the well-known TCP services are printed.
         """
         self.assertEqual(main([]), 0)
+        self.assertEqual(
+            self.stdout.getvalue(), "PORT  SERVICE (tcp)\n   7  echo\n  80  http\n"
+        )
+
+    def test_one_port(self) -> None:
+        """
+        One number is that port alone, whatever its range.
+        """
+        self.assertEqual(main(["7"]), 0)
         self.assertEqual(self.stdout.getvalue(), "PORT  SERVICE (tcp)\n   7  echo\n")
 
-    def test_lower_only(self) -> None:
+    def test_one_port_without_service(self) -> None:
         """
-        With LOWER alone, UPPER is 1023, as for L{list_services}.
+        One number above the well-known ports, with no service, says so.
         """
-        self.assertEqual(main(["8"]), 0)
+        self.assertEqual(main(["9000"]), 0)
         self.assertEqual(
-            self.stdout.getvalue(), "No tcp services known for ports 8-1023.\n"
+            self.stdout.getvalue(), "No tcp service known for port 9000.\n"
         )
+
+    def test_range(self) -> None:
+        """
+        Two numbers are a range, both ends included.
+        """
+        self.assertEqual(main(["7", "80"]), 0)
+        self.assertEqual(
+            self.stdout.getvalue(), "PORT  SERVICE (tcp)\n   7  echo\n  80  http\n"
+        )
+        self.stdout.truncate(0)
+        self.stdout.seek(0)
+        self.assertEqual(main(["8", "79"]), 0)
+        self.assertEqual(
+            self.stdout.getvalue(), "No tcp services known for ports 8-79.\n"
+        )
+
+    def test_name(self) -> None:
+        """
+        A name is looked up, as C{getent services NAME} does: its port and
+        its canonical name are printed.
+        """
+        self.assertEqual(main(["www"]), 0)
+        self.assertEqual(self.stdout.getvalue(), "PORT  SERVICE (tcp)\n  80  http\n")
+
+    def test_unknown_name(self) -> None:
+        """
+        A name the database does not have is one line on standard error and
+        exit status 1.
+        """
+        self.assertEqual(main(["gopherx"]), 1)
+        self.assertEqual(self.stdout.getvalue(), "")
+        self.assertEqual(
+            self.stderr.getvalue(),
+            "echotwist-services: no tcp service named 'gopherx'\n",
+        )
+
+    def test_name_in_range(self) -> None:
+        """
+        A range is two numbers: a name in one is a usage error.
+        """
+        self.assertUsageError(["7", "echo"], "a range is two port numbers, not 'echo'")
+
+    def test_three_arguments(self) -> None:
+        """
+        More than two arguments is a usage error.
+        """
+        self.assertUsageError(["1", "2", "3"], "at most two arguments")
 
     def test_protocol(self) -> None:
         """
@@ -227,29 +336,23 @@ class MainTests(SynchronousTestCase):
         self.assertEqual(main(["0", "10", "--protocol", "udp"]), 0)
         self.assertIn("SERVICE (udp)", self.stdout.getvalue())
 
-    def test_not_a_number(self) -> None:
-        """
-        A bound that is not a number is a usage error.
-        """
-        self.assertUsageError(["abc"], "'abc'")
-
     def test_negative(self) -> None:
         """
-        A negative bound is a usage error.
+        A negative port is a usage error.
         """
-        self.assertUsageError(["-1"], "not -1")
+        self.assertUsageError(["-1"], "-1 is not a port number (0-65535)")
 
     def test_too_high(self) -> None:
         """
-        A bound above 65535 is a usage error.
+        A port above 65535 is a usage error.
         """
-        self.assertUsageError(["0", "65536"], "not 65536")
+        self.assertUsageError(["0", "65536"], "65536 is not a port number")
 
     def test_lower_above_upper(self) -> None:
         """
         LOWER above UPPER is a usage error.
         """
-        self.assertUsageError(["2000"], "lower (2000) is greater than upper (1023)")
+        self.assertUsageError(["2000", "1023"], "lower (2000) is greater than upper")
 
     def test_bad_protocol(self) -> None:
         """
