@@ -98,8 +98,9 @@ def _tcp_socket(transport: object) -> socket.socket | None:
         UNIX connection, a fake).
     """
     for _ in range(4):  # a wrapper in a wrapper at most, in practice
-        if ITCPTransport.providedBy(transport):
-            handle = transport.getHandle()  # type: ignore[attr-defined]
+        get_handle = getattr(transport, "getHandle", None)
+        if ITCPTransport.providedBy(transport) and get_handle is not None:
+            handle = get_handle()
             if isinstance(handle, socket.socket):
                 family = handle.family
                 ip = family in (socket.AF_INET, socket.AF_INET6)
