@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             **r.result.as_dict(),
                             "vs_baseline": ratio,
                         }
-                        for r, ratio in zip(rows, ratios(rows, baseline))
+                        for r, ratio in zip(rows, ratios(rows, baseline), strict=True)
                     ],
                 },
                 indent=2,

@@ -63,7 +63,7 @@ def parse_target(description: str) -> Target:
             positional.append(part)
     kind = kind.lower()
     if kind == "tcp":
-        fields = dict(zip(("host", "port"), positional)) | named
+        fields = dict(zip(("host", "port"), positional, strict=False)) | named
         if "host" not in fields or "port" not in fields:
             raise ValueError(f"{description!r}: a tcp endpoint needs host and port")
         try:
@@ -361,7 +361,7 @@ class LoadPool:
         @return: each worker's result, and the connect errors.
         """
         shares = split(job.connections, len(self.pipes))
-        busy = [(pipe, n) for pipe, n in zip(self.pipes, shares) if n]
+        busy = [(pipe, n) for pipe, n in zip(self.pipes, shares, strict=True) if n]
         for pipe, n in busy:
             pipe.send(Job(job.target, n, job.size, job.duration, job.stream))
         failures = [line for pipe, _ in busy if (line := pipe.recv())]

@@ -45,7 +45,7 @@ def ratios(rows: Sequence[Row], baseline: str | None) -> list[float | None]:
     base = {r.workload: r.rounds for r in rows if r.server == baseline}
     found: list[float | None] = []
     for row in rows:
-        pairs = zip(row.rounds, base.get(row.workload, ()))
+        pairs = zip(row.rounds, base.get(row.workload, ()), strict=False)
         each = [
             mine.server_us_per_echo / theirs.server_us_per_echo
             for mine, theirs in pairs
@@ -88,7 +88,7 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
         head.append(f"vs {baseline}")
     lines = [head]
     notes = []
-    for row, ratio in zip(rows, ratios(rows, baseline)):
+    for row, ratio in zip(rows, ratios(rows, baseline), strict=True):
         r = row.result
         line = [
             row.workload,
@@ -117,7 +117,7 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
     text = [
         "  ".join(
             c.ljust(w) if i < 2 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths))
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
         )
         for line in lines
     ]
@@ -147,7 +147,7 @@ def plot(rows: Sequence[Row], path: str, title: str) -> None:
         ("server CPU per echo (us), lower is better", lambda r: r.server_us_per_echo),
         ("echoes/s (log), higher is better", lambda r: r.echoes_per_s),
     ]
-    for ax, (label, pick) in zip(axes, panels):
+    for ax, (label, pick) in zip(axes, panels, strict=True):
         for i, server in enumerate(servers):
             values = []
             for w in workloads:

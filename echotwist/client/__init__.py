@@ -69,8 +69,9 @@ class EchoMismatch(EchoError):
         @return: the mismatch at the first byte that differs, or where the
             shorter of the two ends.
         """
+        pairs = zip(expected, received, strict=False)
         i = next(
-            (i for i, (a, b) in enumerate(zip(expected, received)) if a != b),
+            (i for i, (a, b) in enumerate(pairs) if a != b),
             min(len(expected), len(received)),
         )
         return cls(start + i, expected[i : i + 16], received[i : i + 16])

@@ -5,10 +5,16 @@ Fakes and helpers the unit tests share.
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
-from twisted.internet.interfaces import IOpenSSLContextFactory
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IHostResolution,
+    IOpenSSLContextFactory,
+    IResolutionReceiver,
+)
 from twisted.internet.testing import StringTransport
 from twisted.logger import ILogObserver, Logger
 from zope.interface import implementer
@@ -101,3 +107,45 @@ class BareTLSContext:
         @return: a bare context.
         """
         return SSL.Context(SSL.TLS_METHOD)
+
+
+@implementer(IHostResolution)
+class FinishedResolution:
+    """
+    A resolution that is over before anyone could cancel it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def cancel(self) -> None:
+        """
+        Nothing to stop.
+        """
+
+
+@implementer(IHostnameResolver)
+class LoopbackResolver:
+    """
+    A resolver that answers 127.0.0.1 for every name, at once.
+
+    Twisted's own C{SynchronousResolver} does the same, but only from
+    Twisted 24.10; the unit tests also run on 24.7.
+    """
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Sequence[type] | None = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
+        """
+        Resolve C{hostName} to 127.0.0.1 (a TCP address).
+        """
+        resolution = FinishedResolution(hostName)
+        resolutionReceiver.resolutionBegan(resolution)
+        resolutionReceiver.addressResolved(IPv4Address("TCP", "127.0.0.1", portNumber))
+        resolutionReceiver.resolutionComplete()
+        return resolution

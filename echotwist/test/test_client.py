@@ -20,7 +20,6 @@ from twisted.internet.interfaces import (
 from twisted.internet.testing import (
     MemoryReactorClock,
     StringTransport,
-    SynchronousResolver,
 )
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -42,6 +41,7 @@ from echotwist.client.__main__ import (
     build_parser,
     run,
 )
+from echotwist.test.support import LoopbackResolver
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 9000)
 
@@ -393,7 +393,7 @@ class EncodableNamesResolverTests(SynchronousTestCase):
         @return: the events of resolving C{name}.
         """
         receiver = RecordingReceiver()
-        resolver = EncodableNamesResolver(SynchronousResolver())
+        resolver = EncodableNamesResolver(LoopbackResolver())
         resolver.resolveHostName(receiver, name, 7)
         return receiver.events
 
