@@ -51,7 +51,7 @@ from twisted.python.reflect import namedModule, qual
 
 from echotwist._twisted_private import listen_now, listening_socket
 from echotwist.server.counts import Snapshot, take_snapshot
-from echotwist.server.listeners import listeners
+from echotwist.server.listeners import NamedEndpoint, listeners
 from echotwist.server.options import Options, make_factory
 from echotwist.server.protocol import EchoFactory
 from echotwist.server.shutdown import ShutdownService
@@ -221,11 +221,15 @@ class WorkerPool(Service):
         """
         Listen on every port, and stop the parent from accepting on them.
 
-        @raise CannotListenError: or whatever else an endpoint fails with.
+        @raise ListenerError: naming the port, whatever it failed with.
         """
         super().privilegedStartService()
         for description in self._descriptions:
-            endpoint = endpoints.serverFromString(self._reactor, description)
+            endpoint = NamedEndpoint(
+                endpoints.serverFromString(self._reactor, description),
+                "port",
+                description,
+            )
             port = listen_now(endpoint, self._factory, description)
             port.stopReading()  # type: ignore[attr-defined]
             self._ports.append(port)
