@@ -35,7 +35,8 @@ The names, by what relies on them:
     L{listening_socket} and L{listen_now}, for C{--workers} to hand its
     sockets to the workers.
   - The order in which a reactor and twistd handle signals:
-    L{replace_sigterm_handler}, for the graceful shutdown's exit status 0.
+    L{replace_sigterm_handler}, for the graceful shutdown's exit status 0,
+    and L{wrap_signal_handler}, so that a second SIGINT is harmless.
   - L{twisted.protocols.haproxy}'s parsers (its private C{_v1parser},
     C{_v2parser} and C{_exceptions} modules: C{V1Parser.parse},
     C{V2Parser.parse}, C{V2Parser.PREFIX}, C{InvalidProxyHeader}):
@@ -318,6 +319,29 @@ def replace_sigterm_handler(
     @param handler: the new handler, as for L{signal.signal}.
     """
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, handler)
+
+
+def wrap_signal_handler(
+    reactor: IReactorCore,
+    signum: int,
+    wrap: Callable[[Callable[[int, Any], object]], Callable[[int, Any], None]],
+) -> None:
+    """
+    Once the reactor runs, replace the handler of C{signum} (the reactor's
+    own, installed as it starts) by C{wrap(handler)}; a signal that is
+    ignored or left to its default action is left alone.
+
+    @param reactor: the reactor.
+    @param signum: the signal.
+    @param wrap: called with the handler in place, returns its replacement.
+    """
+
+    def install() -> None:
+        previous = signal.getsignal(signum)
+        if callable(previous):
+            signal.signal(signum, wrap(previous))
+
+    reactor.callWhenRunning(install)
 
 
 # twisted.protocols.haproxy: the PROXY header's parsers.

@@ -16,6 +16,7 @@ put on an open network, all of them Twisted machinery rather than our own:
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, TypeGuard
@@ -89,6 +90,49 @@ def _over_tcp(transport: ITransport) -> TypeGuard[ITCPTransport]:
     )
 
 
+def _tcp_socket(transport: object) -> socket.socket | None:
+    """
+    Find the TCP socket under a transport, through any protocol wrappers
+    (TLS, PROXY protocol) on the way.
+
+    @param transport: a connected transport.
+    @return: the IP socket it reads from, or L{None} if there is none (a
+        UNIX connection, a fake).
+    """
+    for _ in range(4):  # a wrapper in a wrapper at most, in practice
+        get_handle = getattr(transport, "getHandle", None)
+        if ITCPTransport.providedBy(transport) and get_handle is not None:
+            handle = get_handle()
+            if isinstance(handle, socket.socket):
+                family = handle.family
+                ip = family in (socket.AF_INET, socket.AF_INET6)
+                return handle if ip else None
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return None
+    return None
+
+
+def keep_urgent_inline(transport: object) -> None:
+    """
+    Have TCP urgent data (C{MSG_OOB}) arrive in the byte stream, in place,
+    so that it is echoed like any other byte instead of being dropped
+    (C{SO_OOBINLINE}).
+
+    Linux reads the option when the data is read, not when it arrives, so
+    setting it as the connection is made also keeps an urgent byte that
+    came before.
+
+    @param transport: a connected transport; one with no TCP socket under
+        it is left alone.
+    """
+    sock = _tcp_socket(transport)
+    if sock is not None:
+        # As for TCP_NODELAY: a socket already reset may refuse it.
+        with suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+
+
 @implementer(IHalfCloseableProtocol)
 class Echo(Protocol, TimeoutMixin):
     """
@@ -120,8 +164,8 @@ class Echo(Protocol, TimeoutMixin):
         """
         Register the transport as its own producer, turn Nagle's algorithm
         off over TCP (an echo must not wait for the peer's delayed ACK),
-        choose the direct paths where they apply, start the idle timer and
-        log the peer.
+        keep urgent data in the stream (L{keep_urgent_inline}), choose the
+        direct paths where they apply, start the idle timer and log the peer.
         """
         transport = self.transport
         assert transport is not None
@@ -138,6 +182,7 @@ class Echo(Protocol, TimeoutMixin):
             # the connection is then about to be reported lost anyway.
             with suppress(OSError):
                 transport.setTcpNoDelay(True)
+        keep_urgent_inline(transport)
         if can_send_directly(transport):
             self._sends_directly = True
             if (
