@@ -16,6 +16,7 @@ put on an open network, all of them Twisted machinery rather than our own:
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, TypeGuard
@@ -44,6 +45,8 @@ from echotwist.server.fastpath import (
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
+
+    from echotwist.server.proxy import ProxyHeader
 
 #: How much of each chunk C{--verbose} logs.
 VERBOSE_CHUNK_BYTES = 64
@@ -87,6 +90,49 @@ def _over_tcp(transport: ITransport) -> TypeGuard[ITCPTransport]:
     )
 
 
+def _tcp_socket(transport: object) -> socket.socket | None:
+    """
+    Find the TCP socket under a transport, through any protocol wrappers
+    (TLS, PROXY protocol) on the way.
+
+    @param transport: a connected transport.
+    @return: the IP socket it reads from, or L{None} if there is none (a
+        UNIX connection, a fake).
+    """
+    for _ in range(4):  # a wrapper in a wrapper at most, in practice
+        get_handle = getattr(transport, "getHandle", None)
+        if ITCPTransport.providedBy(transport) and get_handle is not None:
+            handle = get_handle()
+            if isinstance(handle, socket.socket):
+                family = handle.family
+                ip = family in (socket.AF_INET, socket.AF_INET6)
+                return handle if ip else None
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return None
+    return None
+
+
+def keep_urgent_inline(transport: object) -> None:
+    """
+    Have TCP urgent data (C{MSG_OOB}) arrive in the byte stream, in place,
+    so that it is echoed like any other byte instead of being dropped
+    (C{SO_OOBINLINE}).
+
+    Linux reads the option when the data is read, not when it arrives, so
+    setting it as the connection is made also keeps an urgent byte that
+    came before.
+
+    @param transport: a connected transport; one with no TCP socket under
+        it is left alone.
+    """
+    sock = _tcp_socket(transport)
+    if sock is not None:
+        # As for TCP_NODELAY: a socket already reset may refuse it.
+        with suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+
+
 @implementer(IHalfCloseableProtocol)
 class Echo(Protocol, TimeoutMixin):
     """
@@ -94,11 +140,16 @@ class Echo(Protocol, TimeoutMixin):
 
     @ivar factory: the L{EchoFactory} that built this protocol.
     @ivar bytes_in: bytes received so far on this connection.
-    @ivar peer: the peer as L{describe_peer} names it.
+    @ivar peer: the peer as L{describe_peer} names it (behind a PROXY
+        header, the client and the proxy, as L{ProxyHeader.describe} names
+        them).
+    @ivar proxy_header: the PROXY header the connection came with, set
+        before it is connected (L{echotwist.server.proxy}), or L{None}.
     """
 
     factory: EchoFactory
     log = Logger()
+    proxy_header: ProxyHeader | None = None
     #: Whether echoes are written with L{send} (on a plain connection) rather
     #: than C{transport.write}; decided once the connection is made.
     _sends_directly = False
@@ -113,20 +164,25 @@ class Echo(Protocol, TimeoutMixin):
         """
         Register the transport as its own producer, turn Nagle's algorithm
         off over TCP (an echo must not wait for the peer's delayed ACK),
-        choose the direct paths where they apply, start the idle timer and
-        log the peer.
+        keep urgent data in the stream (L{keep_urgent_inline}), choose the
+        direct paths where they apply, start the idle timer and log the peer.
         """
         transport = self.transport
         assert transport is not None
         factory = self.factory
         self._started = factory.clock.seconds()
-        self.peer = describe_peer(transport.getPeer())
+        header = self.proxy_header
+        if header is None:
+            self.peer = describe_peer(transport.getPeer())
+        else:
+            self.peer = header.describe()
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
         if _over_tcp(transport):
             # Some systems refuse it on a socket the peer has already reset;
             # the connection is then about to be reported lost anyway.
             with suppress(OSError):
                 transport.setTcpNoDelay(True)
+        keep_urgent_inline(transport)
         if can_send_directly(transport):
             self._sends_directly = True
             if (

@@ -13,12 +13,13 @@ from functools import partial
 
 from twisted.application import internet
 from twisted.application.service import MultiService
-from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 
 from echotwist.server.counts import Snapshot, local_snapshots, merged_snapshots
+from echotwist.server.endpoints import server_endpoint
+from echotwist.server.info import InfoDatagramProtocol, InfoFactory
 from echotwist.server.listeners import listeners
-from echotwist.server.options import Options, make_factory
+from echotwist.server.options import Options, make_factory, make_proxy_settings
 from echotwist.server.shutdown import ShutdownService
 from echotwist.server.udp import EchoDatagramProtocol
 from echotwist.server.workers import STOP_TIMEOUT, WorkerPool, worker_args
@@ -72,6 +73,7 @@ def makeService(config: Options) -> MultiService:
     from twisted.internet import reactor
 
     factory = make_factory(config, reactor)
+    proxy = make_proxy_settings(config, reactor)
     twistd_options = config.parent
     daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
     service = EchoService(foreground=not daemon)
@@ -105,9 +107,21 @@ def makeService(config: Options) -> MultiService:
     if pool is not None:
         pool.setServiceParent(serving)
     else:
-        ports = (endpoints.serverFromString(reactor, d) for d in config["ports"])
+        ports = (server_endpoint(reactor, d, proxy) for d in config["ports"])
         for listener in listeners(ports, factory, reactor):
             listener.setServiceParent(serving)
+    if config["info"] is not None:
+        info = server_endpoint(reactor, config["info"], proxy)
+        for listener in listeners([info], InfoFactory(reactor), reactor):
+            listener.setServiceParent(serving)
+    if config["info-udp"] is not None:
+        interface, port = config["info-udp"]
+        info_udp = InfoDatagramProtocol(
+            reactor, rate=config["udp-rate"], burst=config["udp-burst"]
+        )
+        internet.UDPServer(port, info_udp, interface=interface).setServiceParent(
+            serving
+        )
     if config["metrics"] is not None:
         from echotwist.server.metrics import metrics_service
 
