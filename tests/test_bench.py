@@ -143,10 +143,14 @@ class _Corrupting(socketserver.BaseRequestHandler):
             self.request.sendall(bytes([data[0] ^ 1]) + data[1:])
 
 
-def test_wrongEchoIsAnError() -> None:
+@pytest.mark.parametrize("driver", ["python", "native"])
+def test_wrongEchoIsAnError(driver: str) -> None:
     """
-    A server that echoes the wrong bytes is reported, with exit status 1.
+    A server that echoes the wrong bytes is reported, with exit status 1,
+    whichever driver checks the echoes.
     """
+    if driver == "native":
+        native_or_skip()
     with socketserver.ThreadingTCPServer((HOST, 0), _Corrupting) as wrong:
         wrong.daemon_threads = True
         thread = threading.Thread(target=wrong.serve_forever, daemon=True)
@@ -162,6 +166,8 @@ def test_wrongEchoIsAnError() -> None:
                 "100",
                 "--duration",
                 "0.3",
+                "--driver",
+                driver,
                 "--json",
             )
         finally:

@@ -336,6 +336,7 @@ def plot(rows: Sequence[Row], path: str, title: str, stream: bool = False) -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import StrMethodFormatter
 
     workloads = list(dict.fromkeys(r.workload for r in rows))
     servers = list(dict.fromkeys(r.server for r in rows))
@@ -386,6 +387,8 @@ def plot(rows: Sequence[Row], path: str, title: str, stream: bool = False) -> No
             shown += [v for v in values if not math.isnan(v) and v > 0]
         if shown and max(shown) / min(shown) > 30:
             ax.set_yscale("log")
+        else:
+            ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,g}"))
         ax.margins(y=0.25)
         ax.set_xticks(
             [x + width * (len(servers) - 1) / 2 for x in range(len(workloads))]
@@ -396,7 +399,7 @@ def plot(rows: Sequence[Row], path: str, title: str, stream: bool = False) -> No
             ax.set_xticklabels([f"{workloads[0]} {servers[0]}"])
         ax.set_title(label, fontsize=9)
     if len(servers) > 1:
-        axes[0, 0].legend(fontsize="small", ncol=min(len(servers), 6))
+        axes[0, 0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     wrapped = [
         piece for line in title.splitlines() for piece in textwrap.wrap(line, 90)
     ]
