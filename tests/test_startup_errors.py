@@ -137,6 +137,25 @@ def _udp_in_use(stack: ExitStack, directory: Path) -> Case:
     )
 
 
+def _info_in_use(stack: ExitStack, directory: Path) -> Case:
+    port = stack.enter_context(_taken(socket.SOCK_STREAM))
+    value = f"tcp:{port}:interface={HOST}"
+    return Case(
+        ["--port", f"tcp:0:interface={HOST}", "--info", value],
+        f"--info '{value}:backlog=1024': Address already in use",
+        [],
+    )
+
+
+def _info_udp_in_use(stack: ExitStack, directory: Path) -> Case:
+    port = stack.enter_context(_taken(socket.SOCK_DGRAM))
+    return Case(
+        ["--port", f"tcp:0:interface={HOST}", "--info-udp", f"{HOST}:{port}"],
+        f"--info-udp '{HOST}:{port}': Address already in use",
+        [],
+    )
+
+
 CASES: dict[str, Callable[[ExitStack, Path], Case]] = {
     "tcp": _tcp_in_use,
     "unix-missing": _unix_missing_directory,
@@ -146,6 +165,8 @@ CASES: dict[str, Callable[[ExitStack, Path], Case]] = {
     "systemd": _systemd_not_passed,
     "metrics": _metrics_in_use,
     "udp": _udp_in_use,
+    "info": _info_in_use,
+    "info-udp": _info_udp_in_use,
 }
 
 

@@ -13,16 +13,23 @@ L{shareable} answer for the inner description (C{tcp:9000}), so that
 L{endpoint_description} adds C{backlog=} to it (Twisted's parser hands the
 rest of the string on unchanged), and C{--workers} shares the inner socket
 while each worker wraps its adopted endpoint with the PROXY parser again.
+L{server_endpoint} makes every endpoint that serves, a C{haproxy:} one
+with L{echotwist.server.proxy}'s reader rather than Twisted's wrapper (see
+there why), and with the header before TLS for C{haproxy:ssl:}.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.python import usage
+
+from echotwist.server.proxy import HeaderBeforeTLS, ProxyEndpoint, ProxySettings
 
 #: The largest TCP or UDP port number.
 MAX_PORT = 65535
@@ -52,6 +59,29 @@ _KINDS = {
 
 _OTHER = _Kind(backlog=False, shareable=False)
 
+#: The prefix of a PROXY protocol port: C{haproxy:} and a whole inner
+#: description (L{echotwist.server.proxy}).
+PROXY_PREFIX = "haproxy:"
+
+
+def proxied(description: str) -> bool:
+    """
+    @param description: a server endpoint description.
+    @return: whether it is a PROXY protocol one (C{haproxy:...}).
+    """
+    return endpoint_kind(description) == "haproxy"
+
+
+def inner_description(description: str) -> str:
+    """
+    @param description: a server endpoint description.
+    @return: the description a C{haproxy:} prefix wraps (C{tcp:9000} for
+        C{haproxy:tcp:9000}), or C{description} itself.
+    """
+    if proxied(description):
+        return description[len(PROXY_PREFIX) :]
+    return description
+
 
 def port_number(text: str) -> int | None:
     """
@@ -80,17 +110,19 @@ def endpoint_kind(description: str) -> str:
 def takes_backlog(description: str) -> bool:
     """
     @param description: a server endpoint description.
-    @return: whether its kind takes a C{backlog} parameter.
+    @return: whether its kind (for C{haproxy:}, its inner description's)
+        takes a C{backlog} parameter.
     """
-    return _KINDS.get(endpoint_kind(description), _OTHER).backlog
+    return _KINDS.get(endpoint_kind(inner_description(description)), _OTHER).backlog
 
 
 def shareable(description: str) -> bool:
     """
     @param description: a server endpoint description.
-    @return: whether C{--workers} can share its listening socket.
+    @return: whether C{--workers} can share its listening socket (for
+        C{haproxy:}, its inner description's).
     """
-    return _KINDS.get(endpoint_kind(description), _OTHER).shareable
+    return _KINDS.get(endpoint_kind(inner_description(description)), _OTHER).shareable
 
 
 def endpoint_description(port: str, backlog: int) -> str:
@@ -98,7 +130,9 @@ def endpoint_description(port: str, backlog: int) -> str:
     Turn a C{--port} value into a full server endpoint description.
 
     @param port: a port number (C{9000}, made C{tcp:9000}) or any server
-        endpoint string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}).
+        endpoint string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}),
+        perhaps behind C{haproxy:} (C{haproxy:9000} is made
+        C{haproxy:tcp:9000}).
     @param backlog: listen queue length, added where the endpoint type takes
         one and the description does not already set it.
     @return: the full description, for L{endpoints.serverFromString}.
@@ -109,6 +143,9 @@ def endpoint_description(port: str, backlog: int) -> str:
         if not 0 <= number <= MAX_PORT:
             raise usage.UsageError(f"--port {port}: a port number is 0-{MAX_PORT}")
         port = f"tcp:{number}"
+    elif proxied(port) and port_number(inner_description(port)) is not None:
+        inner = endpoint_description(inner_description(port), backlog)
+        return PROXY_PREFIX + inner
     if takes_backlog(port) and "backlog=" not in port:
         port = f"{port}:backlog={backlog}"
     return port
@@ -215,3 +252,28 @@ def check_endpoint(description: str, option: str = "port") -> None:
             raise ListenerError(option, description, failure_reason(e)) from None
         reason = str(e) or type(e).__name__
         raise usage.UsageError(f"--{option} {description!r}: {reason}") from None
+
+
+def server_endpoint(
+    reactor: Any, description: str, proxy: ProxySettings
+) -> IStreamServerEndpoint:
+    """
+    Make the endpoint a full description names, reading a C{haproxy:}
+    prefix as echotwist does rather than as Twisted does: the header is
+    required within C{proxy}'s timeout, from C{proxy}'s trusted peers, and
+    under TLS (C{haproxy:ssl:...}) it comes first, before the handshake.
+
+    @param reactor: the reactor.
+    @param description: a description L{endpoint_description} made.
+    @param proxy: the process's PROXY settings.
+    @return: the endpoint.
+    """
+    endpoint: IStreamServerEndpoint
+    if not proxied(description):
+        endpoint = endpoints.serverFromString(reactor, description)
+        return endpoint
+    inner = inner_description(description)
+    if endpoint_kind(inner) == "ssl":
+        endpoint = endpoints.serverFromString(HeaderBeforeTLS(reactor, proxy), inner)
+        return endpoint
+    return ProxyEndpoint(endpoints.serverFromString(reactor, inner), proxy)

@@ -90,20 +90,20 @@ def check_stream(description: str, option: str = "port") -> None:
         raise ListenerError(option, description, failure_reason(e)) from None
 
 
-def check_udp(interface: str, port: int) -> None:
+def check_udp(interface: str, port: int, option: str = "udp") -> None:
     """
-    Check that C{--udp} will be able to listen.
+    Check that a UDP option (C{--udp}, C{--info-udp}) will be able to listen.
 
     @param interface: the interface (C{""} for all).
     @param port: the port number.
-    @raise ListenerError: naming C{--udp} and why it can't listen.
+    @param option: the option, for the message.
+    @raise ListenerError: naming the option and why it can't listen.
     """
     try:
         _bind(socket.SOCK_DGRAM, interface, port)
     except OSError as e:
-        raise ListenerError(
-            "udp", udp_value(interface, port), failure_reason(e)
-        ) from None
+        value = udp_value(interface, port)
+        raise ListenerError(option, value, failure_reason(e)) from None
 
 
 def udp_value(interface: str, port: int) -> str:

@@ -14,16 +14,16 @@ from typing import Any
 
 from twisted.application import internet
 from twisted.application.service import MultiService
-from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from echotwist._twisted_private import report_start_failure
 from echotwist.server.accept_errors import AcceptErrorSummary
 from echotwist.server.counts import Snapshot, local_snapshots, merged_snapshots
-from echotwist.server.endpoints import ListenerError, failure_reason
+from echotwist.server.endpoints import ListenerError, failure_reason, server_endpoint
+from echotwist.server.info import InfoDatagramProtocol, InfoFactory
 from echotwist.server.listeners import NamedEndpoint, listeners
-from echotwist.server.options import Options, make_factory
+from echotwist.server.options import Options, make_factory, make_proxy_settings
 from echotwist.server.preflight import check_stream, check_udp, udp_value
 from echotwist.server.shutdown import ShutdownService
 from echotwist.server.udp import EchoDatagramProtocol
@@ -93,6 +93,7 @@ def makeService(config: Options) -> MultiService:
     from twisted.internet import reactor
 
     factory = make_factory(config, reactor)
+    proxy = make_proxy_settings(config, reactor)
     twistd_options = config.parent
     daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
     service = EchoService(foreground=not daemon, twistd_config=twistd_options)
@@ -124,17 +125,33 @@ def makeService(config: Options) -> MultiService:
     if udp is not None:
         interface, port = config["udp"]
         UDPListener(
-            port, udp, interface=interface, maxPacketSize=UDP_MAX_DATAGRAM
+            "udp", port, udp, interface=interface, maxPacketSize=UDP_MAX_DATAGRAM
         ).setServiceParent(serving)
     if pool is not None:
         pool.setServiceParent(serving)
     else:
         ports = (
-            NamedEndpoint(endpoints.serverFromString(reactor, d), "port", d)
+            NamedEndpoint(server_endpoint(reactor, d, proxy), "port", d)
             for d in config["ports"]
         )
         for listener in listeners(ports, factory, reactor, summary=summary):
             listener.setServiceParent(serving)
+    if config["info"] is not None:
+        info = NamedEndpoint(
+            server_endpoint(reactor, config["info"], proxy), "info", config["info"]
+        )
+        for listener in listeners(
+            [info], InfoFactory(reactor), reactor, summary=summary
+        ):
+            listener.setServiceParent(serving)
+    if config["info-udp"] is not None:
+        interface, port = config["info-udp"]
+        info_udp = InfoDatagramProtocol(
+            reactor, rate=config["udp-rate"], burst=config["udp-burst"]
+        )
+        UDPListener("info-udp", port, info_udp, interface=interface).setServiceParent(
+            serving
+        )
     if config["metrics"] is not None:
         from echotwist.server.metrics import metrics_service
 
@@ -146,22 +163,31 @@ def makeService(config: Options) -> MultiService:
 
 class UDPListener(internet.UDPServer):
     """
-    The C{--udp} listener: a failure to listen is a L{ListenerError} naming
-    the option.
+    A UDP listener (C{--udp}, C{--info-udp}): a failure to listen is a
+    L{ListenerError} naming the option.
     """
+
+    def __init__(self, option: str, *args: Any, **kwargs: Any) -> None:
+        """
+        @param option: the option, without its dashes.
+        @param args: as for L{internet.UDPServer}: the port, the protocol.
+        @param kwargs: as for L{internet.UDPServer}.
+        """
+        super().__init__(*args, **kwargs)
+        self.option = option
 
     def privilegedStartService(self) -> None:
         """
         Listen.
 
-        @raise ListenerError: naming C{--udp} and the reason.
+        @raise ListenerError: naming the option and the reason.
         """
         try:
             super().privilegedStartService()
         except Exception as e:
             port, _ = self.args
             value = udp_value(self.kwargs.get("interface", ""), port)
-            raise ListenerError("udp", value, failure_reason(e)) from e
+            raise ListenerError(self.option, value, failure_reason(e)) from e
 
 
 def preflight(config: Options) -> None:
@@ -177,7 +203,12 @@ def preflight(config: Options) -> None:
             check_stream(description)
         if config["metrics"] is not None:
             check_stream(config["metrics"], "metrics")
+        if config["info"] is not None:
+            check_stream(config["info"], "info")
         if config["udp"] is not None:
             check_udp(*config["udp"])
+        if config["info-udp"] is not None:
+            interface, port = config["info-udp"]
+            check_udp(interface, port, "info-udp")
     except ListenerError as e:
         raise SystemExit(f"twistd echo: {e}") from None
