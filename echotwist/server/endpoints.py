@@ -13,15 +13,23 @@ L{shareable} answer for the inner description (C{tcp:9000}), so that
 L{endpoint_description} adds C{backlog=} to it (Twisted's parser hands the
 rest of the string on unchanged), and C{--workers} shares the inner socket
 while each worker wraps its adopted endpoint with the PROXY parser again.
+L{server_endpoint} makes every endpoint that serves, a C{haproxy:} one
+with L{echotwist.server.proxy}'s reader rather than Twisted's wrapper (see
+there why), and with the header before TLS for C{haproxy:ssl:}.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.python import usage
+
+from echotwist.server.proxy import HeaderBeforeTLS, ProxyEndpoint, ProxySettings
 
 #: The largest TCP or UDP port number.
 MAX_PORT = 65535
@@ -51,6 +59,29 @@ _KINDS = {
 
 _OTHER = _Kind(backlog=False, shareable=False)
 
+#: The prefix of a PROXY protocol port: C{haproxy:} and a whole inner
+#: description (L{echotwist.server.proxy}).
+PROXY_PREFIX = "haproxy:"
+
+
+def proxied(description: str) -> bool:
+    """
+    @param description: a server endpoint description.
+    @return: whether it is a PROXY protocol one (C{haproxy:...}).
+    """
+    return endpoint_kind(description) == "haproxy"
+
+
+def inner_description(description: str) -> str:
+    """
+    @param description: a server endpoint description.
+    @return: the description a C{haproxy:} prefix wraps (C{tcp:9000} for
+        C{haproxy:tcp:9000}), or C{description} itself.
+    """
+    if proxied(description):
+        return description[len(PROXY_PREFIX) :]
+    return description
+
 
 def port_number(text: str) -> int | None:
     """
@@ -79,17 +110,19 @@ def endpoint_kind(description: str) -> str:
 def takes_backlog(description: str) -> bool:
     """
     @param description: a server endpoint description.
-    @return: whether its kind takes a C{backlog} parameter.
+    @return: whether its kind (for C{haproxy:}, its inner description's)
+        takes a C{backlog} parameter.
     """
-    return _KINDS.get(endpoint_kind(description), _OTHER).backlog
+    return _KINDS.get(endpoint_kind(inner_description(description)), _OTHER).backlog
 
 
 def shareable(description: str) -> bool:
     """
     @param description: a server endpoint description.
-    @return: whether C{--workers} can share its listening socket.
+    @return: whether C{--workers} can share its listening socket (for
+        C{haproxy:}, its inner description's).
     """
-    return _KINDS.get(endpoint_kind(description), _OTHER).shareable
+    return _KINDS.get(endpoint_kind(inner_description(description)), _OTHER).shareable
 
 
 def endpoint_description(port: str, backlog: int) -> str:
@@ -97,7 +130,9 @@ def endpoint_description(port: str, backlog: int) -> str:
     Turn a C{--port} value into a full server endpoint description.
 
     @param port: a port number (C{9000}, made C{tcp:9000}) or any server
-        endpoint string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}).
+        endpoint string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}),
+        perhaps behind C{haproxy:} (C{haproxy:9000} is made
+        C{haproxy:tcp:9000}).
     @param backlog: listen queue length, added where the endpoint type takes
         one and the description does not already set it.
     @return: the full description, for L{endpoints.serverFromString}.
@@ -108,6 +143,9 @@ def endpoint_description(port: str, backlog: int) -> str:
         if not 0 <= number <= MAX_PORT:
             raise usage.UsageError(f"--port {port}: a port number is 0-{MAX_PORT}")
         port = f"tcp:{number}"
+    elif proxied(port) and port_number(inner_description(port)) is not None:
+        inner = endpoint_description(inner_description(port), backlog)
+        return PROXY_PREFIX + inner
     if takes_backlog(port) and "backlog=" not in port:
         port = f"{port}:backlog={backlog}"
     return port
@@ -130,6 +168,60 @@ def check_shareable(descriptions: Sequence[str]) -> None:
             )
 
 
+class ListenerError(usage.UsageError):
+    """
+    A listener can't start for a reason outside the command line's syntax: a
+    port in use, a directory that is missing or can't be written, a TLS file
+    that can't be read, no socket passed by systemd.
+
+    It is a L{usage.UsageError}, so that whoever parses L{Options} without
+    twistd meets it as one; twistd itself gets one line (see
+    L{echotwist.server.tap}).
+
+    @ivar option: the option, without its dashes (C{port}, C{metrics},
+        C{udp}).
+    @ivar description: the option's value.
+    @ivar reason: why it can't listen.
+    """
+
+    def __init__(self, option: str, description: str, reason: str) -> None:
+        super().__init__(f"--{option} {description!r}: {reason}")
+        self.option = option
+        self.description = description
+        self.reason = reason
+
+
+def failure_reason(error: BaseException) -> str:
+    """
+    Say why a listener failed, in a few words.
+
+    @param error: what listening (or parsing the endpoint) raised.
+    @return: the system's words and the file at fault for an L{OSError}
+        (C{No such file or directory: /run/echo/echo.sock.lock}), the
+        socket error of a L{CannotListenError}, else the exception's message
+        (or its type's name, if it has none).
+    """
+    if isinstance(error, CannotListenError) and error.socketError is not None:
+        inner = error.socketError
+        return failure_reason(inner) if isinstance(inner, BaseException) else str(inner)
+    if isinstance(error, OSError) and error.strerror:
+        name = error.filename2 if error.filename2 is not None else error.filename
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        return error.strerror if name is None else f"{error.strerror}: {name}"
+    return str(error) or type(error).__name__
+
+
+def _about_the_environment(error: Exception) -> bool:
+    """
+    @param error: what parsing an endpoint description raised.
+    @return: whether it says something about the system rather than the
+        description: a file that can't be read (L{OSError}), a key or
+        certificate that OpenSSL refuses (its module's exceptions).
+    """
+    return isinstance(error, OSError) or type(error).__module__.startswith("OpenSSL")
+
+
 def check_endpoint(description: str, option: str = "port") -> None:
     """
     Parse a server endpoint description now, so a typo is a usage error
@@ -137,19 +229,51 @@ def check_endpoint(description: str, option: str = "port") -> None:
 
     @param description: the full description.
     @param option: the option it came from, for the message.
-    @raise usage.UsageError: if Twisted can't make an endpoint of it.
+    @raise ListenerError: if the description is well formed but what it
+        names is not there: no such socket passed by systemd, a TLS file
+        that can't be read or isn't PEM.
+    @raise usage.UsageError: if Twisted can't make an endpoint of it for any
+        other reason.
     """
     from twisted.internet import reactor
 
     try:
         endpoints.serverFromString(reactor, description)
     except IndexError:
-        raise usage.UsageError(
-            f"--{option} {description!r}: no such socket passed by systemd "
-            "(LISTEN_FDS, LISTEN_PID)"
+        raise ListenerError(
+            option,
+            description,
+            "no such socket passed by systemd (LISTEN_FDS, LISTEN_PID)",
         ) from None
     except Exception as e:
         # Endpoint parsers and plugins raise anything: ValueError for a
         # typo, OpenSSL.crypto.Error for a key file that isn't PEM, ...
+        if _about_the_environment(e):
+            raise ListenerError(option, description, failure_reason(e)) from None
         reason = str(e) or type(e).__name__
         raise usage.UsageError(f"--{option} {description!r}: {reason}") from None
+
+
+def server_endpoint(
+    reactor: Any, description: str, proxy: ProxySettings
+) -> IStreamServerEndpoint:
+    """
+    Make the endpoint a full description names, reading a C{haproxy:}
+    prefix as echotwist does rather than as Twisted does: the header is
+    required within C{proxy}'s timeout, from C{proxy}'s trusted peers, and
+    under TLS (C{haproxy:ssl:...}) it comes first, before the handshake.
+
+    @param reactor: the reactor.
+    @param description: a description L{endpoint_description} made.
+    @param proxy: the process's PROXY settings.
+    @return: the endpoint.
+    """
+    endpoint: IStreamServerEndpoint
+    if not proxied(description):
+        endpoint = endpoints.serverFromString(reactor, description)
+        return endpoint
+    inner = inner_description(description)
+    if endpoint_kind(inner) == "ssl":
+        endpoint = endpoints.serverFromString(HeaderBeforeTLS(reactor, proxy), inner)
+        return endpoint
+    return ProxyEndpoint(endpoints.serverFromString(reactor, inner), proxy)

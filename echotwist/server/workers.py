@@ -46,6 +46,7 @@ from twisted.internet.interfaces import (
     IReactorCore,
     IReactorProcess,
     IReactorTime,
+    IStreamServerEndpoint,
 )
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.stdio import StandardIO
@@ -66,9 +67,11 @@ from echotwist._twisted_private import (
     listening_socket,
 )
 from echotwist.server.counts import Snapshot, take_snapshot
-from echotwist.server.listeners import listeners
-from echotwist.server.options import Options, make_factory
+from echotwist.server.endpoints import inner_description, proxied
+from echotwist.server.listeners import NamedEndpoint, listeners
+from echotwist.server.options import Options, make_factory, make_proxy_settings
 from echotwist.server.protocol import EchoFactory
+from echotwist.server.proxy import ProxyEndpoint
 from echotwist.server.shutdown import ShutdownService
 
 #: Seconds between a worker's reports to its parent.
@@ -101,7 +104,7 @@ _lives = itertools.count(1)
 
 #: C{twistd echo} options that concern the parent only (UDP is served by the
 #: parent: a datagram socket has no accept queue to share).
-_PARENT_ONLY = frozenset({"workers", "metrics", "backlog", "udp"})
+_PARENT_ONLY = frozenset({"workers", "metrics", "backlog", "udp", "info", "info-udp"})
 
 
 def worker_args(config: Options) -> list[str]:
@@ -119,6 +122,8 @@ def worker_args(config: Options) -> list[str]:
     for parameter in (str(entry[0]) for entry in config.optParameters):
         if parameter not in _PARENT_ONLY and config[parameter] is not None:
             args += [f"--{parameter}", str(config[parameter])]
+    for network in config["proxy-from"]:
+        args += ["--proxy-from", network]
     return args
 
 
@@ -247,11 +252,16 @@ class WorkerPool(Service):
         """
         Listen on every port, and stop the parent from accepting on them.
 
-        @raise CannotListenError: or whatever else an endpoint fails with.
+        @raise ListenerError: naming the port, whatever it failed with.
         """
         super().privilegedStartService()
         for description in self._descriptions:
-            endpoint = endpoints.serverFromString(self._reactor, description)
+            # A haproxy: port's socket is its inner description's; each
+            # worker reads the PROXY headers (see _spawn).
+            inner = inner_description(description)
+            endpoint = NamedEndpoint(
+                endpoints.serverFromString(self._reactor, inner), "port", description
+            )
             port = listen_now(endpoint, self._factory, description)
             port.stopReading()  # type: ignore[attr-defined]
             close_without_shutdown(port)
@@ -368,10 +378,12 @@ class WorkerPool(Service):
             str(index),
         ]
         argv += ["--reactor", type(self._reactor).__module__]
-        for child_fd, port in enumerate(self._ports, start=3):
+        ports = zip(self._ports, self._descriptions, strict=True)
+        for child_fd, (port, description) in enumerate(ports, start=3):
             sock = listening_socket(port)
             fds[child_fd] = sock.fileno()
-            argv += ["--fd", f"{child_fd}:{sock.family.name}"]
+            flag = ":haproxy" if proxied(description) else ""
+            argv += ["--fd", f"{child_fd}:{sock.family.name}{flag}"]
         clock: IReactorTime = self._reactor
         worker = WorkerProcess(self, index, clock.seconds())
         spawner: IReactorProcess = self._reactor
@@ -441,10 +453,11 @@ class WorkerOptions(usage.Options):
     def opt_fd(self, value: str) -> None:
         """
         Serve on inherited listening socket FD:FAMILY (AF_INET, AF_INET6 or
-        AF_UNIX); repeat for each.
+        AF_UNIX), FD:FAMILY:haproxy if its connections start with a PROXY
+        header; repeat for each.
         """
-        fd, family = value.split(":", 1)
-        self["fds"].append((int(fd), socket.AddressFamily[family]))
+        fd, family, *flags = value.split(":")
+        self["fds"].append((int(fd), socket.AddressFamily[family], "haproxy" in flags))
 
     def parseArgs(self, *echo: str) -> None:
         """
@@ -535,13 +548,14 @@ def start_worker(
     config.parseOptions(options["echo"])
     clock = cast(IReactorTime, reactor)
     factory = make_factory(config, clock)
+    proxy = make_proxy_settings(config, clock)
     service = MultiService()
     shutdown = ShutdownService(factory, reactor, timeout=config["shutdown-timeout"])
     shutdown.setServiceParent(service)
-    adopted = (
-        endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
-        for fd, family in options["fds"]
-    )
+    adopted: list[IStreamServerEndpoint] = []
+    for fd, family, haproxy in options["fds"]:
+        endpoint = endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
+        adopted.append(ProxyEndpoint(endpoint, proxy) if haproxy else endpoint)
     for listener in listeners(adopted, factory, clock, shared=True):
         listener.setServiceParent(service)
     try:
