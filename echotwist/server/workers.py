@@ -53,7 +53,7 @@ from twisted.python.reflect import namedModule, qual
 from echotwist._twisted_private import listen_now, listening_socket
 from echotwist.server.counts import Snapshot, take_snapshot
 from echotwist.server.endpoints import inner_description, proxied
-from echotwist.server.listeners import listeners
+from echotwist.server.listeners import NamedEndpoint, listeners
 from echotwist.server.options import Options, make_factory, make_proxy_settings
 from echotwist.server.protocol import EchoFactory
 from echotwist.server.proxy import ProxyEndpoint
@@ -226,14 +226,16 @@ class WorkerPool(Service):
         """
         Listen on every port, and stop the parent from accepting on them.
 
-        @raise CannotListenError: or whatever else an endpoint fails with.
+        @raise ListenerError: naming the port, whatever it failed with.
         """
         super().privilegedStartService()
         for description in self._descriptions:
             # A haproxy: port's socket is its inner description's; each
             # worker reads the PROXY headers (see _spawn).
             inner = inner_description(description)
-            endpoint = endpoints.serverFromString(self._reactor, inner)
+            endpoint = NamedEndpoint(
+                endpoints.serverFromString(self._reactor, inner), "port", description
+            )
             port = listen_now(endpoint, self._factory, description)
             port.stopReading()  # type: ignore[attr-defined]
             self._ports.append(port)

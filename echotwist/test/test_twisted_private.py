@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import inspect
+import io
 import os
 import shutil
 import signal
@@ -625,6 +626,40 @@ class SignalCanaryTests(SynchronousTestCase):
             "the reactor installing its signal handlers before callWhenRunning calls",
             "echotwist.server.shutdown (its SIGTERM handler must replace the "
             "reactor's)",
+        )
+
+
+class StatusPipeCanaryTests(SynchronousTestCase):
+    """
+    Canaries for twistd's status pipe, through which
+    L{private.report_start_failure} tells a daemonising twistd's parent
+    that the start failed.
+    """
+
+    def test_parentShowsTheLine(self) -> None:
+        """
+        twistd reports through its C{statusPipe} option, and its parent shows
+        what L{private.report_start_failure} writes there and exits 1.
+        """
+        from twisted.scripts._twistd_unix import UnixApplicationRunner
+
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        config = {"statusPipe": write, "pidfile": ""}
+        self.assertTrue(private.report_start_failure(config, "--port 'x': no"))
+        stderr = io.StringIO()
+        self.patch(sys, "__stderr__", stderr)
+        runner = UnixApplicationRunner({})
+        code = runner._waitForStart(read)
+        source = inspect.getsource(UnixApplicationRunner.postApplication)
+        canary(
+            self,
+            code == 1
+            and "--port 'x': no" in stderr.getvalue()
+            and 'self.config.get("statusPipe"' in source,
+            "twistd's statusPipe option and _waitForStart",
+            "echotwist.server.tap.EchoService (a daemonised listener failure "
+            "must reach twistd's parent as one line)",
         )
 
 
