@@ -490,4 +490,5 @@ def test_compare(tmp_path: Path) -> None:
     storms = json.loads(result.stdout)["storms"]
     assert [r["server"] for r in storms] == servers.split(",")
     assert all(r["echoed"] == 50 and r["workload"] == "storm:50" for r in storms)
+    assert all(len(r["rounds"]) == 1 for r in found + storms)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
