@@ -36,6 +36,9 @@ The names, by what relies on them:
     sockets to the workers.
   - The order in which a reactor and twistd handle signals:
     L{replace_sigterm_handler}, for the graceful shutdown's exit status 0.
+  - L{twisted.python.usage.Options}' C{shortOpt} and C{longOpt}, the
+    getopt lists it parses with: L{option_given}, for C{twistd -n echo} to
+    write no pidfile unless C{--pidfile} was given.
 
 Names the hot path reads are bound at import time, and L{send} is itself
 defined here: reading them costs no Python call per echo beyond the ones
@@ -45,6 +48,7 @@ the fast path made before.
 from __future__ import annotations
 
 import errno
+import getopt
 import signal
 import socket
 from collections.abc import Callable
@@ -61,6 +65,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.tcp import Connection
 from twisted.logger import ILogObserver, Logger
+from twisted.python import usage
 from twisted.python.failure import Failure
 
 # tcp.Connection: the fast path and the disconnect count.
@@ -303,3 +308,27 @@ def replace_sigterm_handler(
     @param handler: the new handler, as for L{signal.signal}.
     """
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, handler)
+
+
+# usage.Options: which options were given.
+
+
+def option_given(options: usage.Options, name: str, argv: list[str]) -> bool:
+    """
+    Whether C{argv}, the arguments C{options} parsed, gives the long option
+    C{name} itself (rather than leaving its default), abbreviated or not.
+
+    L{usage.Options} keeps no record of it; this parses C{argv} again with
+    the same getopt lists (C{shortOpt}, C{longOpt}), up to the first
+    argument that is not an option (a subcommand).
+
+    @param options: options that have parsed C{argv}.
+    @param name: the long option's name, without dashes.
+    @param argv: the arguments parsed.
+    @return: whether C{--name} is among them.
+    """
+    try:
+        given, _ = getopt.getopt(argv, options.shortOpt, options.longOpt)
+    except (getopt.GetoptError, AttributeError):
+        return False
+    return any(flag == f"--{name}" for flag, _ in given)

@@ -8,8 +8,12 @@ themselves are L{echotwist.server.options}.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from functools import partial
+from typing import IO
 
 from twisted.application import internet
 from twisted.application.service import MultiService
@@ -17,6 +21,7 @@ from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 
 from echotwist.server.counts import Snapshot, local_snapshots, merged_snapshots
+from echotwist.server.endpoints import Listener, listen_failure
 from echotwist.server.listeners import listeners
 from echotwist.server.options import Options, make_factory
 from echotwist.server.shutdown import ShutdownService
@@ -36,30 +41,56 @@ class EchoService(MultiService):
     The listeners of one C{twistd echo}.
 
     In the foreground a port that can't be listened on ends twistd with one
-    line naming it rather than a traceback.  A daemonising twistd must see the
-    exception itself: its parent process reports it (and waits for nothing
-    else).
+    line on standard error naming the option and value typed, what is wrong
+    and what would work (L{listen_failure}), rather than a traceback or a
+    log line; the pidfile, if one was asked for, is removed.  A daemonising
+    twistd must see the exception itself: its parent process reports it
+    (and waits for nothing else).
 
     @ivar foreground: whether twistd runs with C{-n}.
+    @ivar listeners: every endpoint listened on, for the message.
+    @ivar pidfile: the pidfile twistd wrote, if any.
+    @ivar stderr: where the line goes (L{None}: the process's own standard
+        error, C{sys.__stderr__}).
     """
 
-    def __init__(self, foreground: bool) -> None:
+    stderr: IO[str] | None = None
+
+    def __init__(
+        self,
+        foreground: bool,
+        listeners: Sequence[Listener] = (),
+        pidfile: str = "",
+    ) -> None:
         super().__init__()
         self.foreground = foreground
+        self.listeners = list(listeners)
+        self.pidfile = pidfile
 
     def privilegedStartService(self) -> None:
         """
         Start listening (before twistd sheds privileges).
 
-        @raise SystemExit: in the foreground, naming the address if a port
-            can't be listened on.
+        @raise SystemExit: in the foreground, with status 1, once the line
+            naming the address is written, if a port can't be listened on.
         """
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            if self.foreground:
-                raise SystemExit(f"twistd echo: {e}") from None
-            raise
+            if not self.foreground:
+                raise
+            # sys.stderr is twistd's log by now: the line goes to the
+            # terminal, not into a log line marked [stderr#error].
+            print(
+                f"twistd echo: {listen_failure(self.listeners, e)}",
+                file=self.stderr or sys.__stderr__,
+                flush=True,
+            )
+            if self.pidfile:
+                # twistd removes it only after an Exception, not SystemExit.
+                with suppress(OSError):
+                    os.remove(self.pidfile)
+            raise SystemExit(1) from None
 
 
 def makeService(config: Options) -> MultiService:
@@ -74,7 +105,8 @@ def makeService(config: Options) -> MultiService:
     factory = make_factory(config, reactor)
     twistd_options = config.parent
     daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
-    service = EchoService(foreground=not daemon)
+    pidfile = "" if twistd_options is None else twistd_options.get("pidfile", "")
+    service = EchoService(not daemon, config["listeners"], pidfile)
     sources: Callable[[], Mapping[str, Snapshot]]
     udp = None
     if config["udp"] is not None:

@@ -4,14 +4,19 @@ Tests for L{echotwist.server.tap}.
 
 from __future__ import annotations
 
+import io
+import os
+
 from twisted.application.internet import StreamServerEndpointService, UDPServer
 from twisted.application.service import IServiceMaker, Service
 from twisted.internet.error import CannotListenError
 from twisted.plugin import getPlugins
+from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.server import tap
 from echotwist.server.accept_errors import SummarizedAcceptErrors
+from echotwist.server.endpoints import Listener
 from echotwist.server.shutdown import ShutdownService
 from echotwist.server.udp import EchoDatagramProtocol
 from echotwist.test.support import parse
@@ -99,7 +104,7 @@ class _FailingListener(Service):
     """
 
     def privilegedStartService(self) -> None:
-        raise CannotListenError("any", 9000, OSError(98, "Address already in use"))
+        raise CannotListenError("", 9000, OSError(98, "Address already in use"))
 
 
 class EchoServiceTests(SynchronousTestCase):
@@ -109,15 +114,40 @@ class EchoServiceTests(SynchronousTestCase):
 
     def test_foregroundExitsWithOneLine(self) -> None:
         """
-        In the foreground, a port in use ends twistd with one line naming it.
+        In the foreground, a port in use ends twistd with status 1 and one
+        line on standard error naming the option as typed and what would
+        work; the pidfile twistd wrote is removed.
         """
-        service = tap.EchoService(foreground=True)
+        pidfile = self.mktemp()
+        with open(pidfile, "w") as f:
+            f.write("1234")
+        listeners = [Listener("port", "9000", "tcp6:9000:backlog=1024")]
+        service = tap.EchoService(True, listeners, pidfile)
+        service.stderr = io.StringIO()
         _FailingListener().setServiceParent(service)
         error = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertEqual(error.code, 1)
         self.assertEqual(
-            str(error.code),
-            "twistd echo: Couldn't listen on any:9000: "
-            "[Errno 98] Address already in use.",
+            service.stderr.getvalue(),
+            "twistd echo: --port 9000: port 9000 is in use by another program: "
+            "stop it, or choose another port (0 picks a free one)\n",
+        )
+        self.assertFalse(os.path.exists(pidfile))
+
+    def test_pidfileFromTwistd(self) -> None:
+        """
+        L{tap.makeService} hands twistd's pidfile and the listeners to the
+        service, for the message and the clean-up.
+        """
+        config = parse("--port", "tcp:0", "--metrics", "tcp:0")
+        config.parent = ServerOptions()
+        config.parent.update(nodaemon=True, pidfile="/x/twistd.pid")
+        service = tap.makeService(config)
+        assert isinstance(service, tap.EchoService)
+        self.assertEqual(service.pidfile, "/x/twistd.pid")
+        self.assertEqual(
+            [(each.option, each.typed) for each in service.listeners],
+            [("port", "tcp:0"), ("metrics", "tcp:0")],
         )
 
     def test_daemonReraises(self) -> None:
