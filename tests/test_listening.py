@@ -134,8 +134,9 @@ def test_takenPortOneLine(tmp_path: Path, option: str) -> None:
             stop(process)
     assert process.returncode == 1
     assert err.decode().splitlines() == [
-        f"twistd echo: {option} {typed}: port {port} on {HOST} is in use by "
-        "another program: stop it, or choose another port (0 picks a free one)"
+        f"twistd echo: {option} {typed!r}: Address already in use: another "
+        "program listens there; stop it, or choose another port (0 picks a "
+        "free one)"
     ]
     assert b"stderr#error" not in out
     assert not (tmp_path / "echo.pid").exists()

@@ -13,24 +13,31 @@ L{shareable} answer for the inner description (C{tcp:9000}), so that
 L{endpoint_description} adds C{backlog=} to it (Twisted's parser hands the
 rest of the string on unchanged), and C{--workers} shares the inner socket
 while each worker wraps its adopted endpoint with the PROXY parser again.
+L{server_endpoint} makes every endpoint that serves, a C{haproxy:} one
+with L{echotwist.server.proxy}'s reader rather than Twisted's wrapper (see
+there why), and with the header before TLS for C{haproxy:ssl:}.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.python import usage
 
 from echotwist.ports import MAX_PORT as MAX_PORT
 from echotwist.ports import PORT_RANGE, not_a_port
 from echotwist.ports import port_number as port_number
+from echotwist.server.proxy import HeaderBeforeTLS, ProxyEndpoint, ProxySettings
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,29 @@ _KINDS = {
 
 _OTHER = _Kind(backlog=False, shareable=False)
 
+#: The prefix of a PROXY protocol port: C{haproxy:} and a whole inner
+#: description (L{echotwist.server.proxy}).
+PROXY_PREFIX = "haproxy:"
+
+
+def proxied(description: str) -> bool:
+    """
+    @param description: a server endpoint description.
+    @return: whether it is a PROXY protocol one (C{haproxy:...}).
+    """
+    return endpoint_kind(description) == "haproxy"
+
+
+def inner_description(description: str) -> str:
+    """
+    @param description: a server endpoint description.
+    @return: the description a C{haproxy:} prefix wraps (C{tcp:9000} for
+        C{haproxy:tcp:9000}), or C{description} itself.
+    """
+    if proxied(description):
+        return description[len(PROXY_PREFIX) :]
+    return description
+
 
 def endpoint_kind(description: str) -> str:
     """
@@ -69,17 +99,19 @@ def endpoint_kind(description: str) -> str:
 def takes_backlog(description: str) -> bool:
     """
     @param description: a server endpoint description.
-    @return: whether its kind takes a C{backlog} parameter.
+    @return: whether its kind (for C{haproxy:}, its inner description's)
+        takes a C{backlog} parameter.
     """
-    return _KINDS.get(endpoint_kind(description), _OTHER).backlog
+    return _KINDS.get(endpoint_kind(inner_description(description)), _OTHER).backlog
 
 
 def shareable(description: str) -> bool:
     """
     @param description: a server endpoint description.
-    @return: whether C{--workers} can share its listening socket.
+    @return: whether C{--workers} can share its listening socket (for
+        C{haproxy:}, its inner description's).
     """
-    return _KINDS.get(endpoint_kind(description), _OTHER).shareable
+    return _KINDS.get(endpoint_kind(inner_description(description)), _OTHER).shareable
 
 
 def dual_stack() -> bool:
@@ -156,7 +188,9 @@ def endpoint_description(port: str, backlog: int, ipv6: bool | None = None) -> s
 
     @param port: a port number (C{9000}, made L{any_address}'s C{tcp6:9000}
         or C{tcp:9000}), C{HOST:PORT} (L{host_port}) or any server endpoint
-        string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}).
+        string (C{tcp6:9000:interface=\\:\\:1}, C{unix:/run/echo}),
+        perhaps behind C{haproxy:} (C{haproxy:9000} is made
+        C{haproxy:tcp6:9000}).
     @param backlog: listen queue length, added where the endpoint type takes
         one and the description does not already set it.
     @param ipv6: for a port number, as for L{any_address}.
@@ -170,6 +204,12 @@ def endpoint_description(port: str, backlog: int, ipv6: bool | None = None) -> s
         port = any_address(number, ipv6)
     elif (interface := host_port(port)) is not None:
         port = interface
+    elif proxied(port) and (
+        port_number(inner_description(port)) is not None
+        or host_port(inner_description(port)) is not None
+    ):
+        inner = endpoint_description(inner_description(port), backlog, ipv6)
+        return PROXY_PREFIX + inner
     if takes_backlog(port) and "backlog=" not in port:
         port = f"{port}:backlog={backlog}"
     return port
@@ -192,6 +232,91 @@ def check_shareable(descriptions: Sequence[str]) -> None:
             )
 
 
+class ListenerError(usage.UsageError):
+    """
+    A listener can't start for a reason outside the command line's syntax: a
+    port in use, a directory that is missing or can't be written, a TLS file
+    that can't be read, no socket passed by systemd.
+
+    It is a L{usage.UsageError}, so that whoever parses L{Options} without
+    twistd meets it as one; twistd itself gets one line (see
+    L{echotwist.server.tap}).
+
+    @ivar option: the option, without its dashes (C{port}, C{metrics},
+        C{udp}).
+    @ivar description: the option's value.
+    @ivar reason: why it can't listen.
+    """
+
+    def __init__(self, option: str, description: str, reason: str) -> None:
+        super().__init__(f"--{option} {description!r}: {reason}")
+        self.option = option
+        self.description = description
+        self.reason = reason
+
+
+def failure_reason(error: BaseException) -> str:
+    """
+    Say why a listener failed, in a few words, and what would work.
+
+    @param error: what listening (or parsing the endpoint) raised.
+    @return: the system's words and the file at fault for an L{OSError}
+        (C{No such file or directory: /run/echo/echo.sock.lock}), the
+        socket error of a L{CannotListenError}, else the exception's message
+        (or its type's name, if it has none); for a port in use, one that
+        needs privileges, an address the host lacks or a UNIX socket path
+        too long (said in words, not as bytes), what to do instead.
+    """
+    if isinstance(error, CannotListenError) and error.socketError is not None:
+        inner = error.socketError
+        if "path too long" in str(inner) and isinstance(error.port, (bytes, str)):
+            size = len(os.fsencode(error.port))
+            return (
+                f"the path is {size} bytes long, and a UNIX socket path can be "
+                f"at most {UNIX_PATH_MAX}: choose a shorter one, e.g. "
+                "unix:/tmp/echo.sock"
+            )
+        return failure_reason(inner) if isinstance(inner, BaseException) else str(inner)
+    if isinstance(error, OSError) and error.strerror:
+        name = error.filename2 if error.filename2 is not None else error.filename
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        if name is None and error.errno in ADVICE:
+            return f"{error.strerror}: {ADVICE[error.errno]}"
+        return error.strerror if name is None else f"{error.strerror}: {name}"
+    return str(error) or type(error).__name__
+
+
+#: The longest path a UNIX socket can have on Linux, in bytes.
+UNIX_PATH_MAX = 107
+
+#: What would work, for the errors a C{bind} gives.
+ADVICE = {
+    errno.EADDRINUSE: (
+        "another program listens there; stop it, or choose another port "
+        "(0 picks a free one)"
+    ),
+    errno.EACCES: (
+        "ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port "
+        "of 1024 or more"
+    ),
+    errno.EADDRNOTAVAIL: (
+        "not an address of this machine; choose one of its addresses, or "
+        "leave the interface out to listen on all"
+    ),
+}
+
+
+def _about_the_environment(error: Exception) -> bool:
+    """
+    @param error: what parsing an endpoint description raised.
+    @return: whether it says something about the system rather than the
+        description: a file that can't be read (L{OSError}), a key or
+        certificate that OpenSSL refuses (its module's exceptions).
+    """
+    return isinstance(error, OSError) or type(error).__module__.startswith("OpenSSL")
+
+
 def check_endpoint(
     description: str, option: str = "port", typed: str | None = None
 ) -> None:
@@ -201,25 +326,32 @@ def check_endpoint(
 
     @param description: the full description.
     @param option: the option it came from, for the message.
-    @param typed: what the user typed, if not C{description} (the message
-        names it, not parameters echotwist added such as C{backlog=}).
-    @raise usage.UsageError: if Twisted can't make an endpoint of it.
+    @param typed: what the user typed, if not C{description}: the message
+        names it, not parameters echotwist added such as C{backlog=}.
+    @raise ListenerError: if the description is well formed but what it
+        names is not there: no such socket passed by systemd, a TLS file
+        that can't be read or isn't PEM.
+    @raise usage.UsageError: if Twisted can't make an endpoint of it for any
+        other reason.
     """
     from twisted.internet import reactor
 
-    shown = repr(description if typed is None else typed)
+    shown = description if typed is None else typed
     try:
         endpoints.serverFromString(reactor, description)
     except IndexError:
-        raise usage.UsageError(
-            f"--{option} {shown}: no such socket passed by systemd "
-            "(LISTEN_FDS, LISTEN_PID)"
+        raise ListenerError(
+            option,
+            shown,
+            "no such socket passed by systemd (LISTEN_FDS, LISTEN_PID)",
         ) from None
     except Exception as e:
         # Endpoint parsers and plugins raise anything: ValueError for a
         # typo, OpenSSL.crypto.Error for a key file that isn't PEM, ...
-        reason = str(e) or type(e).__name__
-        raise usage.UsageError(f"--{option} {shown}: {_explain(reason)}") from None
+        if _about_the_environment(e):
+            raise ListenerError(option, shown, failure_reason(e)) from None
+        reason = _explain(str(e) or type(e).__name__)
+        raise usage.UsageError(f"--{option} {shown!r}: {reason}") from None
 
 
 #: Python's message for a number C{int} could not read.
@@ -232,10 +364,7 @@ def _explain(reason: str) -> str:
     @return: C{reason} in the user's terms, with what would work.
     """
     if found := _NOT_INT.fullmatch(reason):
-        return (
-            f"{found.group(1)} is not a port number ({PORT_RANGE}), "
-            "e.g. tcp:9000 or 9000"
-        )
+        return f"{found.group(1)} is not a port number ({PORT_RANGE}), e.g. tcp:9000"
     if reason.startswith("Unknown endpoint type"):
         return (
             f"{reason}; expected a port number (9000), HOST:PORT "
@@ -245,112 +374,26 @@ def _explain(reason: str) -> str:
     return reason
 
 
-#: The longest path a UNIX socket can have on Linux, in bytes.
-UNIX_PATH_MAX = 107
-
-
-@dataclass(frozen=True)
-class Listener:
+def server_endpoint(
+    reactor: Any, description: str, proxy: ProxySettings
+) -> IStreamServerEndpoint:
     """
-    One listening endpoint, as the user asked for it.
+    Make the endpoint a full description names, reading a C{haproxy:}
+    prefix as echotwist does rather than as Twisted does: the header is
+    required within C{proxy}'s timeout, from C{proxy}'s trusted peers, and
+    under TLS (C{haproxy:ssl:...}) it comes first, before the handshake.
 
-    @ivar option: the option, without dashes (C{port}, C{metrics}).
-    @ivar typed: its value as typed.
-    @ivar description: the full description it was made.
+    @param reactor: the reactor.
+    @param description: a description L{endpoint_description} made.
+    @param proxy: the process's PROXY settings.
+    @return: the endpoint.
     """
-
-    option: str
-    typed: str
-    description: str
-
-    def address(self) -> tuple[str, str]:
-        """
-        @return: the interface (C{""} if not given) and the port or path
-            the description names, as Twisted's parser would read them.
-        """
-        fields = [
-            f.replace("\\:", ":")
-            for f in re.split(r"(?<!\\):", inner_endpoint(self.description))
-        ]
-        named = dict(f.split("=", 1) for f in fields[1:] if "=" in f)
-        plain = [f for f in fields[1:] if "=" not in f]
-        where = named.get("port", named.get("address", plain[0] if plain else ""))
-        return named.get("interface", ""), where
-
-
-def inner_endpoint(description: str) -> str:
-    """
-    @param description: a server endpoint description.
-    @return: the description a wrapper kind (C{haproxy:}) wraps, or
-        C{description} itself.
-    """
-    if endpoint_kind(description) == "haproxy":
-        return description.split(":", 1)[1]
-    return description
-
-
-def listen_failure(listeners: Sequence[Listener], error: CannotListenError) -> str:
-    """
-    Say, in one line, which option could not listen, why, and what would.
-
-    @param listeners: every endpoint the process listens on.
-    @param error: what one of them failed with.
-    @return: the message: the option and value as typed, what is wrong and
-        what would work.
-    """
-    port = error.port
-    where = str(port) if not isinstance(port, bytes) else port.decode(errors="replace")
-    interface = error.interface or ""
-    found = [each for each in listeners if each.address()[1] == where]
-    if len(found) > 1:
-        found = [each for each in found if each.address()[0] == interface] or found
-    named = " and ".join(f"--{each.option} {each.typed}" for each in found)
-    if not named:
-        named = f"port {where}"
-    unix = bool(found) and endpoint_kind(inner_endpoint(found[0].description)) in (
-        "unix",
-    )
-    socket_error = error.socketError
-    number = getattr(socket_error, "errno", None)
-    if unix:
-        place = where
-    elif interface in ("", "::", "0.0.0.0"):
-        place = f"port {where}"
-    else:
-        place = f"port {where} on {interface}"
-    if unix and "too long" in str(socket_error):
-        size = len(where.encode())
-        return (
-            f"{named}: the path is {size} bytes long, and a UNIX socket path "
-            f"can be at most {UNIX_PATH_MAX}: choose a shorter one, e.g. "
-            "unix:/tmp/echo.sock"
-        )
-    if number == errno.EADDRINUSE:
-        if len(found) > 1:
-            return f"{named}: both name {place}: give each a port of its own"
-        if unix:
-            return (
-                f"{named}: {place} is in use by another server: stop it, or "
-                "choose another path"
-            )
-        return (
-            f"{named}: {place} is in use by another program: stop it, or choose "
-            "another port (0 picks a free one)"
-        )
-    if number == errno.EACCES:
-        if unix:
-            return (
-                f"{named}: permission denied to create {place}: choose a "
-                "directory you can write to"
-            )
-        return (
-            f"{named}: permission denied to listen on {place}: ports below 1024 "
-            "need root or CAP_NET_BIND_SERVICE; choose a port of 1024 or more"
-        )
-    if number == errno.EADDRNOTAVAIL:
-        return (
-            f"{named}: {interface} is not an address of this machine: choose "
-            "one of its addresses, or leave interface= out to listen on all"
-        )
-    reason = getattr(socket_error, "strerror", None) or str(socket_error)
-    return f"{named}: can't listen on {place}: {reason}"
+    endpoint: IStreamServerEndpoint
+    if not proxied(description):
+        endpoint = endpoints.serverFromString(reactor, description)
+        return endpoint
+    inner = inner_description(description)
+    if endpoint_kind(inner) == "ssl":
+        endpoint = endpoints.serverFromString(HeaderBeforeTLS(reactor, proxy), inner)
+        return endpoint
+    return ProxyEndpoint(endpoints.serverFromString(reactor, inner), proxy)

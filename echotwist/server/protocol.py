@@ -47,6 +47,8 @@ from echotwist.server.fastpath import (
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
 
+    from echotwist.server.proxy import ProxyHeader
+
 #: How much of each chunk C{--verbose} logs.
 VERBOSE_CHUNK_BYTES = 64
 
@@ -144,11 +146,16 @@ class Echo(Protocol, TimeoutMixin):
 
     @ivar factory: the L{EchoFactory} that built this protocol.
     @ivar bytes_in: bytes received so far on this connection.
-    @ivar peer: the peer as L{describe_peer} names it.
+    @ivar peer: the peer as L{describe_peer} names it (behind a PROXY
+        header, the client and the proxy, as L{ProxyHeader.describe} names
+        them).
+    @ivar proxy_header: the PROXY header the connection came with, set
+        before it is connected (L{echotwist.server.proxy}), or L{None}.
     """
 
     factory: EchoFactory
     log = Logger()
+    proxy_header: ProxyHeader | None = None
     #: Whether echoes are written with L{send} (on a plain connection) rather
     #: than C{transport.write}; decided once the connection is made.
     _sends_directly = False
@@ -170,7 +177,11 @@ class Echo(Protocol, TimeoutMixin):
         assert transport is not None
         factory = self.factory
         self._started = factory.clock.seconds()
-        self.peer = describe_peer(transport.getPeer())
+        header = self.proxy_header
+        if header is None:
+            self.peer = describe_peer(transport.getPeer())
+        else:
+            self.peer = header.describe()
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
         if _over_tcp(transport):
             # Some systems refuse it on a socket the peer has already reset;

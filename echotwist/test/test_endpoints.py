@@ -14,14 +14,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.server import endpoints as endpoints_module
 from echotwist.server.endpoints import (
-    Listener,
     check_endpoint,
     check_shareable,
     dual_stack,
     endpoint_description,
     endpoint_kind,
+    failure_reason,
     host_port,
-    listen_failure,
     port_number,
     shareable,
     takes_backlog,
@@ -267,7 +266,7 @@ class CheckEndpointTests(SynchronousTestCase):
         self.assertEqual(
             str(error),
             "--port 'tcp:abc': 'abc' is not a port number (a port number is "
-            "0-65535), e.g. tcp:9000 or 9000",
+            "0-65535), e.g. tcp:9000",
         )
         self.assertNotIn("backlog", str(error))
 
@@ -282,27 +281,21 @@ class CheckEndpointTests(SynchronousTestCase):
         self.assertIn("HOST:PORT (127.0.0.1:9000, [::1]:9000)", str(error))
 
 
-class ListenFailureTests(SynchronousTestCase):
+class FailureReasonTests(SynchronousTestCase):
     """
-    Tests for L{listen_failure}: one line naming the option and value as
-    typed, what is wrong and what would work.
+    Tests for what L{failure_reason} says of a listener that can't listen:
+    what is wrong, and what would work.
     """
 
-    listeners = [
-        Listener("port", "0", "tcp6:0:backlog=1024"),
-        Listener("port", "unix:/tmp/" + "x" * 120, "unix:/tmp/" + "x" * 120),
-        Listener("metrics", "tcp:9100", "tcp:9100"),
-    ]
-
-    def test_metricsInUse(self) -> None:
+    def test_inUse(self) -> None:
         """
-        A taken C{--metrics} port is named as C{--metrics}.
+        A port in use says what to do.
         """
         error = CannotListenError("", 9100, OSError(errno.EADDRINUSE, "in use"))
         self.assertEqual(
-            listen_failure(self.listeners, error),
-            "--metrics tcp:9100: port 9100 is in use by another program: stop "
-            "it, or choose another port (0 picks a free one)",
+            failure_reason(error),
+            "in use: another program listens there; stop it, or choose another "
+            "port (0 picks a free one)",
         )
 
     def test_unixPathTooLong(self) -> None:
@@ -311,45 +304,35 @@ class ListenFailureTests(SynchronousTestCase):
         """
         path = "/tmp/" + "x" * 120
         error = CannotListenError(None, path.encode(), OSError("AF_UNIX path too long"))
-        message = listen_failure(self.listeners, error)
+        message = failure_reason(error)
         self.assertEqual(
             message,
-            f"--port unix:{path}: the path is 125 bytes long, and a UNIX socket "
-            "path can be at most 107: choose a shorter one, e.g. "
-            "unix:/tmp/echo.sock",
+            "the path is 125 bytes long, and a UNIX socket path can be at most "
+            "107: choose a shorter one, e.g. unix:/tmp/echo.sock",
         )
         self.assertNotIn("b'", message)
-
-    def test_sameAddressTwice(self) -> None:
-        """
-        Two options naming one port are both named.
-        """
-        listeners = [
-            Listener("port", "tcp:9100", "tcp:9100:backlog=5"),
-            Listener("metrics", "tcp:9100", "tcp:9100"),
-        ]
-        error = CannotListenError("", 9100, OSError(errno.EADDRINUSE, "in use"))
-        self.assertEqual(
-            listen_failure(listeners, error),
-            "--port tcp:9100 and --metrics tcp:9100: both name port 9100: give "
-            "each a port of its own",
-        )
 
     def test_permissionAndAddress(self) -> None:
         """
         A privileged port and an address the host lacks say what would work.
         """
-        listeners = [Listener("port", "192.0.2.1:80", "tcp:80:interface=192.0.2.1")]
-        denied = CannotListenError("192.0.2.1", 80, OSError(errno.EACCES, "denied"))
+        denied = CannotListenError("", 80, OSError(errno.EACCES, "Permission denied"))
         self.assertIn(
             "ports below 1024 need root or CAP_NET_BIND_SERVICE",
-            listen_failure(listeners, denied),
+            failure_reason(denied),
         )
         missing = CannotListenError(
-            "192.0.2.1", 80, OSError(errno.EADDRNOTAVAIL, "no such address")
+            "192.0.2.1", 80, OSError(errno.EADDRNOTAVAIL, "Cannot assign")
         )
         self.assertEqual(
-            listen_failure(listeners, missing),
-            "--port 192.0.2.1:80: 192.0.2.1 is not an address of this machine: "
-            "choose one of its addresses, or leave interface= out to listen on all",
+            failure_reason(missing),
+            "Cannot assign: not an address of this machine; choose one of its "
+            "addresses, or leave the interface out to listen on all",
         )
+
+    def test_fileNamed(self) -> None:
+        """
+        An error about a file names the file, with no advice about ports.
+        """
+        error = OSError(errno.EACCES, "Permission denied", "/ro")
+        self.assertEqual(failure_reason(error), "Permission denied: /ro")
