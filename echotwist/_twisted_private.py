@@ -33,10 +33,15 @@ The names, by what relies on them:
     listener.
   - C{tcp.Port.socket} and endpoints that listen synchronously:
     L{listening_socket} and L{listen_now}, for C{--workers} to hand its
-    sockets to the workers.
+    sockets to the workers; C{tcp.Port._shouldShutdown}:
+    L{close_without_shutdown}, so that the parent closing its ports does
+    not stop the workers' (still accepting) sockets under them.
   - The order in which a reactor and twistd handle signals:
     L{replace_sigterm_handler}, for the graceful shutdown's exit status 0,
     and L{wrap_signal_handler}, so that a second SIGINT is harmless.
+  - twistd's C{statusPipe} option and what its daemonising parent reads
+    from it: L{report_start_failure}, so that a listener that fails after
+    the fork is one line, not a traceback.
   - L{twisted.protocols.haproxy}'s parsers (its private C{_v1parser},
     C{_v2parser} and C{_exceptions} modules: C{V1Parser.parse},
     C{V2Parser.parse}, C{V2Parser.PREFIX}, C{InvalidProxyHeader}):
@@ -56,9 +61,11 @@ the fast path made before.
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import socket
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, cast
 
 from twisted.application.internet import StreamServerEndpointService
@@ -260,6 +267,19 @@ def listening_socket(port: IListeningPort) -> socket.socket:
     return cast(socket.socket, port.socket)  # type: ignore[attr-defined]
 
 
+def close_without_shutdown(port: IListeningPort) -> None:
+    """
+    Make C{port}'s C{stopListening} close only this process's descriptor
+    of its socket, without C{shutdown()}, which would stop the socket
+    listening in every process that holds it (a worker still accepting on
+    it would then fail in C{accept()}, with a traceback).  Twisted's ports
+    do so for an adopted socket (C{_shouldShutdown}).
+
+    @param port: a port a TCP, TCP6 or UNIX endpoint listened on.
+    """
+    port._shouldShutdown = False  # type: ignore[attr-defined]
+
+
 def listen_now(
     endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str
 ) -> IListeningPort:
@@ -319,6 +339,41 @@ def replace_sigterm_handler(
     @param handler: the new handler, as for L{signal.signal}.
     """
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, handler)
+
+
+# twistd's daemonisation: a start-up failure after the fork.
+
+#: How many bytes of a start-up failure a daemonising twistd's waiting
+#: parent reads from the status pipe, the first two of which it drops.
+STATUS_PIPE_READ = 100
+
+
+def report_start_failure(twistd_config: Any, message: str) -> bool:
+    """
+    Tell the waiting parent of a daemonising twistd that the start failed,
+    with C{message}, as twistd's own C{postApplication} does for an
+    exception (its undocumented C{statusPipe} option: C{"1 "} and the
+    message, of which the parent shows 98 bytes), and remove the pid file
+    as it would; the caller then exits without a traceback.
+
+    @param twistd_config: twistd's options (C{ServerOptions}).
+    @param message: one line.
+    @return: whether there was a status pipe to write to.
+    """
+    pipe = twistd_config.get("statusPipe")
+    if pipe is None:
+        return False
+    data = message.encode("utf-8", "backslashreplace")[: STATUS_PIPE_READ - 2]
+    try:
+        os.write(pipe, b"1 " + data)
+    finally:
+        os.close(pipe)
+        twistd_config["statusPipe"] = None
+    pidfile = twistd_config.get("pidfile")
+    if pidfile:
+        with suppress(OSError):
+            os.remove(pidfile)
+    return True
 
 
 def wrap_signal_handler(

@@ -231,6 +231,17 @@ HOW: dict[str, Server | Client | NotRun] = {
     "--duration 5": Client(),
     "python -m echotwist.bench --connect tcp:127.0.0.1:9000 --burst 10000 "
     "--server-pid $!": Client(),
+    "python -m echotwist.bench --connect tcp:127.0.0.1:9000 --connections 100 "
+    "--size 1K --duration 5 --driver native --server-pid $!": Client(),
+    "python -m echotwist.bench --connect tcp:127.0.0.1:9000 --storm 10000 "
+    "--server-pid $!": Client(),
+    "python -m echotwist.bench --connect tcp:127.0.0.1:9000 --connect-rate 1000 "
+    "--duration 5 --server-pid $!": Client(),
+    "python -m echotwist.bench --compare --workloads 100x1K,1000x1K,storm:10000 "
+    "--servers echotwist,uvloop --duration 3 --rounds 3": NotRun(
+        "starts its own servers and takes about a minute; tests/test_bench.py"
+        " runs a short --compare with a storm"
+    ),
     "python -m echotwist.bench --compare --duration 2 --rounds 5 --plot "
     "docs/bench.png": NotRun(
         "takes about 10 minutes and rewrites docs/bench.png; tests/test_bench.py"

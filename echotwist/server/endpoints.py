@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.python import usage
 
@@ -167,6 +168,60 @@ def check_shareable(descriptions: Sequence[str]) -> None:
             )
 
 
+class ListenerError(usage.UsageError):
+    """
+    A listener can't start for a reason outside the command line's syntax: a
+    port in use, a directory that is missing or can't be written, a TLS file
+    that can't be read, no socket passed by systemd.
+
+    It is a L{usage.UsageError}, so that whoever parses L{Options} without
+    twistd meets it as one; twistd itself gets one line (see
+    L{echotwist.server.tap}).
+
+    @ivar option: the option, without its dashes (C{port}, C{metrics},
+        C{udp}).
+    @ivar description: the option's value.
+    @ivar reason: why it can't listen.
+    """
+
+    def __init__(self, option: str, description: str, reason: str) -> None:
+        super().__init__(f"--{option} {description!r}: {reason}")
+        self.option = option
+        self.description = description
+        self.reason = reason
+
+
+def failure_reason(error: BaseException) -> str:
+    """
+    Say why a listener failed, in a few words.
+
+    @param error: what listening (or parsing the endpoint) raised.
+    @return: the system's words and the file at fault for an L{OSError}
+        (C{No such file or directory: /run/echo/echo.sock.lock}), the
+        socket error of a L{CannotListenError}, else the exception's message
+        (or its type's name, if it has none).
+    """
+    if isinstance(error, CannotListenError) and error.socketError is not None:
+        inner = error.socketError
+        return failure_reason(inner) if isinstance(inner, BaseException) else str(inner)
+    if isinstance(error, OSError) and error.strerror:
+        name = error.filename2 if error.filename2 is not None else error.filename
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        return error.strerror if name is None else f"{error.strerror}: {name}"
+    return str(error) or type(error).__name__
+
+
+def _about_the_environment(error: Exception) -> bool:
+    """
+    @param error: what parsing an endpoint description raised.
+    @return: whether it says something about the system rather than the
+        description: a file that can't be read (L{OSError}), a key or
+        certificate that OpenSSL refuses (its module's exceptions).
+    """
+    return isinstance(error, OSError) or type(error).__module__.startswith("OpenSSL")
+
+
 def check_endpoint(description: str, option: str = "port") -> None:
     """
     Parse a server endpoint description now, so a typo is a usage error
@@ -174,20 +229,27 @@ def check_endpoint(description: str, option: str = "port") -> None:
 
     @param description: the full description.
     @param option: the option it came from, for the message.
-    @raise usage.UsageError: if Twisted can't make an endpoint of it.
+    @raise ListenerError: if the description is well formed but what it
+        names is not there: no such socket passed by systemd, a TLS file
+        that can't be read or isn't PEM.
+    @raise usage.UsageError: if Twisted can't make an endpoint of it for any
+        other reason.
     """
     from twisted.internet import reactor
 
     try:
         endpoints.serverFromString(reactor, description)
     except IndexError:
-        raise usage.UsageError(
-            f"--{option} {description!r}: no such socket passed by systemd "
-            "(LISTEN_FDS, LISTEN_PID)"
+        raise ListenerError(
+            option,
+            description,
+            "no such socket passed by systemd (LISTEN_FDS, LISTEN_PID)",
         ) from None
     except Exception as e:
         # Endpoint parsers and plugins raise anything: ValueError for a
         # typo, OpenSSL.crypto.Error for a key file that isn't PEM, ...
+        if _about_the_environment(e):
+            raise ListenerError(option, description, failure_reason(e)) from None
         reason = str(e) or type(e).__name__
         raise usage.UsageError(f"--{option} {description!r}: {reason}") from None
 

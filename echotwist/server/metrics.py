@@ -16,13 +16,16 @@ from collections.abc import Callable, Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
-from twisted.application import strports
 from twisted.application.service import IService
+from twisted.internet import endpoints
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
+from echotwist.server.accept_errors import AcceptErrorSummary
 from echotwist.server.counts import Snapshot
+from echotwist.server.listeners import NamedEndpoint, listeners
 
 #: Where snapshots come from: worker label -> that worker's latest counts.
 Sources = Callable[[], Mapping[str, Snapshot]]
@@ -136,12 +139,25 @@ def metrics_site(sources: Sources) -> Site:
     return site
 
 
-def metrics_service(description: str, sources: Sources) -> IService:
+def metrics_service(
+    description: str,
+    sources: Sources,
+    reactor: IReactorTime,
+    summary: AcceptErrorSummary | None = None,
+) -> IService:
     """
     Serve the metrics over HTTP at C{/metrics}.
 
     @param description: the server endpoint, e.g. C{tcp:9100}.
     @param sources: as for L{EchoCollector}.
-    @return: a service listening on C{description}.
+    @param reactor: the reactor to listen with.
+    @param summary: where its accept errors are summed up (the echo ports'
+        summary, so that descriptor exhaustion is one report).
+    @return: a service listening on C{description}; starting it raises a
+        L{ListenerError} naming C{--metrics} if it can't listen.
     """
-    return strports.service(description, metrics_site(sources))
+    endpoint = NamedEndpoint(
+        endpoints.serverFromString(reactor, description), "metrics", description
+    )
+    [service] = listeners([endpoint], metrics_site(sources), reactor, summary=summary)
+    return service

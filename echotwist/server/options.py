@@ -12,6 +12,7 @@ import os
 import select
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from twisted.internet.interfaces import IReactorTime
@@ -19,6 +20,7 @@ from twisted.python import usage
 
 from echotwist.server.endpoints import (
     MAX_PORT,
+    ListenerError,
     check_endpoint,
     check_shareable,
     endpoint_description,
@@ -212,15 +214,33 @@ class Options(usage.Options):
             self["ports"] = [DEFAULT_PORT]
         self["ports"] = [endpoint_description(p, backlog) for p in self["ports"]]
         for description in self["ports"]:
-            check_endpoint(description)
+            self._check_listener(check_endpoint, description)
         self["workers"] = parse_workers(self["workers"])
         if self["workers"] > 1:
             check_shareable(self["ports"])
         if self["metrics"] is not None:
-            _check_metrics(self["metrics"])
+            self._check_listener(_check_metrics, self["metrics"])
         if self["info"] is not None:
             self["info"] = endpoint_description(self["info"], backlog)
-            check_endpoint(self["info"], "info")
+            self._check_listener(partial(check_endpoint, option="info"), self["info"])
+
+    def _check_listener(self, check: Callable[[str], None], description: str) -> None:
+        """
+        Run one listener's check; under twistd, a L{ListenerError} it raises
+        ends twistd with that one line (exit status 1) instead of twistd's
+        usage text and the error, as it would once the listener starts.
+
+        @param check: the check, given C{description}.
+        @param description: the endpoint description to check.
+        @raise SystemExit: under twistd, for a L{ListenerError}.
+        @raise usage.UsageError: otherwise, for anything wrong.
+        """
+        try:
+            check(description)
+        except ListenerError as e:
+            if self.parent is not None:
+                raise SystemExit(f"twistd echo: {e}") from None
+            raise
 
 
 def install_default_reactor() -> bool:

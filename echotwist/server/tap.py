@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Any
 
 from twisted.application import internet
 from twisted.application.service import MultiService
 from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 
+from echotwist._twisted_private import report_start_failure
+from echotwist.server.accept_errors import AcceptErrorSummary
 from echotwist.server.counts import Snapshot, local_snapshots, merged_snapshots
-from echotwist.server.endpoints import server_endpoint
+from echotwist.server.endpoints import ListenerError, failure_reason, server_endpoint
 from echotwist.server.info import InfoDatagramProtocol, InfoFactory
-from echotwist.server.listeners import listeners
+from echotwist.server.listeners import NamedEndpoint, listeners
 from echotwist.server.options import Options, make_factory, make_proxy_settings
+from echotwist.server.preflight import check_stream, check_udp, udp_value
 from echotwist.server.shutdown import ShutdownService
 from echotwist.server.udp import EchoDatagramProtocol
 from echotwist.server.workers import STOP_TIMEOUT, WorkerPool, worker_args
@@ -36,17 +41,26 @@ class EchoService(MultiService):
     """
     The listeners of one C{twistd echo}.
 
-    In the foreground a port that can't be listened on ends twistd with one
-    line naming it rather than a traceback.  A daemonising twistd must see the
-    exception itself: its parent process reports it (and waits for nothing
-    else).
+    A port that can't be listened on ends twistd with one line naming the
+    option and the reason rather than a traceback: in the foreground on
+    stderr; daemonised (where L{preflight} missed it) in the log, and
+    through twistd's status pipe to the parent, which shows it in its own
+    C{An error has occurred} frame.
 
     @ivar foreground: whether twistd runs with C{-n}.
     """
 
-    def __init__(self, foreground: bool) -> None:
+    log = Logger()
+
+    def __init__(self, foreground: bool, twistd_config: Any = None) -> None:
+        """
+        @param foreground: whether twistd runs with C{-n}.
+        @param twistd_config: twistd's own options, if it runs us: a
+            daemonising twistd's parent is told of a failure through them.
+        """
         super().__init__()
         self.foreground = foreground
+        self.twistd_config = twistd_config
 
     def privilegedStartService(self) -> None:
         """
@@ -57,9 +71,15 @@ class EchoService(MultiService):
         """
         try:
             super().privilegedStartService()
-        except CannotListenError as e:
+        except (ListenerError, CannotListenError) as e:
+            message = f"twistd echo: {e}"
             if self.foreground:
-                raise SystemExit(f"twistd echo: {e}") from None
+                raise SystemExit(message) from None
+            self.log.error("{line}", line=message)
+            if self.twistd_config is not None and report_start_failure(
+                self.twistd_config, str(e)
+            ):
+                raise SystemExit(1) from None
             raise
 
 
@@ -76,7 +96,7 @@ def makeService(config: Options) -> MultiService:
     proxy = make_proxy_settings(config, reactor)
     twistd_options = config.parent
     daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
-    service = EchoService(foreground=not daemon)
+    service = EchoService(foreground=not daemon, twistd_config=twistd_options)
     sources: Callable[[], Mapping[str, Snapshot]]
     udp = None
     if config["udp"] is not None:
@@ -94,36 +114,107 @@ def makeService(config: Options) -> MultiService:
             factory,
             stop_timeout=config["shutdown-timeout"] + STOP_TIMEOUT,
         )
+        # The summary adds up every worker's final report; metrics show
+        # the running workers.
+        totals = partial(merged_snapshots, sources, pool.totals)
         sources = partial(merged_snapshots, sources, pool.snapshots)
     serving = ShutdownService(
-        factory, reactor, timeout=config["shutdown-timeout"], counts=sources
+        factory,
+        reactor,
+        timeout=config["shutdown-timeout"],
+        counts=sources if pool is None else totals,
     )
     serving.setServiceParent(service)
+    if daemon:
+        preflight(config)
+    summary = AcceptErrorSummary(reactor)
     if udp is not None:
         interface, port = config["udp"]
-        internet.UDPServer(
-            port, udp, interface=interface, maxPacketSize=UDP_MAX_DATAGRAM
+        UDPListener(
+            "udp", port, udp, interface=interface, maxPacketSize=UDP_MAX_DATAGRAM
         ).setServiceParent(serving)
     if pool is not None:
         pool.setServiceParent(serving)
     else:
-        ports = (server_endpoint(reactor, d, proxy) for d in config["ports"])
-        for listener in listeners(ports, factory, reactor):
+        ports = (
+            NamedEndpoint(server_endpoint(reactor, d, proxy), "port", d)
+            for d in config["ports"]
+        )
+        for listener in listeners(ports, factory, reactor, summary=summary):
             listener.setServiceParent(serving)
     if config["info"] is not None:
-        info = server_endpoint(reactor, config["info"], proxy)
-        for listener in listeners([info], InfoFactory(reactor), reactor):
+        info = NamedEndpoint(
+            server_endpoint(reactor, config["info"], proxy), "info", config["info"]
+        )
+        for listener in listeners(
+            [info], InfoFactory(reactor), reactor, summary=summary
+        ):
             listener.setServiceParent(serving)
     if config["info-udp"] is not None:
         interface, port = config["info-udp"]
         info_udp = InfoDatagramProtocol(
             reactor, rate=config["udp-rate"], burst=config["udp-burst"]
         )
-        internet.UDPServer(port, info_udp, interface=interface).setServiceParent(
+        UDPListener("info-udp", port, info_udp, interface=interface).setServiceParent(
             serving
         )
     if config["metrics"] is not None:
         from echotwist.server.metrics import metrics_service
 
-        metrics_service(config["metrics"], sources).setServiceParent(service)
+        metrics_service(config["metrics"], sources, reactor, summary).setServiceParent(
+            service
+        )
     return service
+
+
+class UDPListener(internet.UDPServer):
+    """
+    A UDP listener (C{--udp}, C{--info-udp}): a failure to listen is a
+    L{ListenerError} naming the option.
+    """
+
+    def __init__(self, option: str, *args: Any, **kwargs: Any) -> None:
+        """
+        @param option: the option, without its dashes.
+        @param args: as for L{internet.UDPServer}: the port, the protocol.
+        @param kwargs: as for L{internet.UDPServer}.
+        """
+        super().__init__(*args, **kwargs)
+        self.option = option
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen.
+
+        @raise ListenerError: naming the option and the reason.
+        """
+        try:
+            super().privilegedStartService()
+        except Exception as e:
+            port, _ = self.args
+            value = udp_value(self.kwargs.get("interface", ""), port)
+            raise ListenerError(self.option, value, failure_reason(e)) from e
+
+
+def preflight(config: Options) -> None:
+    """
+    Check that every listener will be able to listen, while a daemonising
+    twistd still has the terminal (see L{echotwist.server.preflight}).
+
+    @param config: parsed L{Options}.
+    @raise SystemExit: with one line naming the option and the reason.
+    """
+    try:
+        for description in config["ports"]:
+            check_stream(description)
+        if config["metrics"] is not None:
+            check_stream(config["metrics"], "metrics")
+        if config["info"] is not None:
+            check_stream(config["info"], "info")
+        if config["udp"] is not None:
+            check_udp(*config["udp"])
+        if config["info-udp"] is not None:
+            interface, port = config["info-udp"]
+            check_udp(interface, port, "info-udp")
+    except ListenerError as e:
+        raise SystemExit(f"twistd echo: {e}") from None

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from types import SimpleNamespace
+from typing import cast
 from unittest.mock import patch
 
 from twisted.internet import endpoints
@@ -18,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.server import options as options_module
 from echotwist.server import reactor as reactor_module
+from echotwist.server.endpoints import ListenerError
 from echotwist.server.options import Options, make_factory, udp_address
 from echotwist.test.support import parse
 
@@ -78,6 +80,24 @@ class OptionsTests(SynchronousTestCase):
             UsageError, parse, "--port", "systemd:domain=INET:index=0"
         )
         self.assertIn("no such socket passed by systemd", str(error))
+
+    def test_listenerErrorUnderTwistd(self) -> None:
+        """
+        Under twistd, a listener that can't be made (a socket systemd did not
+        pass, a TLS file that can't be read) ends twistd with one line, not
+        its usage text; parsed without twistd it is a L{UsageError}.
+        """
+        options = Options()
+
+        def check(description: str) -> None:
+            raise ListenerError("port", description, "no such socket")
+
+        self.assertRaises(UsageError, options._check_listener, check, "systemd:x")
+        options.parent = cast(Options, {})
+        error = self.assertRaises(
+            SystemExit, options._check_listener, check, "systemd:x"
+        )
+        self.assertEqual(error.code, "twistd echo: --port 'systemd:x': no such socket")
 
     def test_numbers(self) -> None:
         """

@@ -4,14 +4,21 @@ Tests for L{echotwist.server.tap}.
 
 from __future__ import annotations
 
+import os
+import socket
+
 from twisted.application.internet import StreamServerEndpointService, UDPServer
 from twisted.application.service import IServiceMaker, Service
 from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
+from twisted.logger import capturedLogs, formatEvent
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.server import tap
 from echotwist.server.accept_errors import SummarizedAcceptErrors
+from echotwist.server.endpoints import ListenerError
+from echotwist.server.listeners import NamedEndpoint
 from echotwist.server.shutdown import ShutdownService
 from echotwist.server.udp import EchoDatagramProtocol
 from echotwist.test.support import parse
@@ -128,6 +135,121 @@ class EchoServiceTests(SynchronousTestCase):
         service = tap.EchoService(foreground=False)
         _FailingListener().setServiceParent(service)
         self.assertRaises(CannotListenError, service.privilegedStartService)
+
+
+class _UnwritableListener(Service):
+    """
+    A child service whose UNIX socket's directory can't be written.
+    """
+
+    def privilegedStartService(self) -> None:
+        raise ListenerError("port", "unix:/ro/e.sock", "Permission denied: /ro")
+
+
+class ListenerErrorTests(SynchronousTestCase):
+    """
+    Tests for L{tap.EchoService}'s handling of a L{ListenerError}.
+    """
+
+    def test_foreground(self) -> None:
+        """
+        In the foreground it ends twistd with one line naming the option and
+        the reason.
+        """
+        service = tap.EchoService(foreground=True)
+        _UnwritableListener().setServiceParent(service)
+        error = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertEqual(
+            error.code,
+            "twistd echo: --port 'unix:/ro/e.sock': Permission denied: /ro",
+        )
+
+    def test_daemonStatusPipe(self) -> None:
+        """
+        Daemonised, the line goes to twistd's waiting parent through the
+        status pipe and to the log, the pid file is removed, and the process
+        exits with status 1 and no traceback.
+        """
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        directory = self.mktemp()
+        os.mkdir(directory)
+        pidfile = os.path.join(directory, "twistd.pid")
+        open(pidfile, "w").close()
+        config = {"statusPipe": write, "pidfile": pidfile}
+        service = tap.EchoService(foreground=False, twistd_config=config)
+        _UnwritableListener().setServiceParent(service)
+        with capturedLogs() as events:
+            error = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertEqual(error.code, 1)
+        self.assertEqual(
+            os.read(read, 100),
+            b"1 --port 'unix:/ro/e.sock': Permission denied: /ro",
+        )
+        self.assertFalse(os.path.exists(pidfile))
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["twistd echo: --port 'unix:/ro/e.sock': Permission denied: /ro"],
+        )
+
+    def test_daemonWithoutPipe(self) -> None:
+        """
+        Without a status pipe the exception is raised for twistd to report.
+        """
+        service = tap.EchoService(foreground=False, twistd_config={})
+        _UnwritableListener().setServiceParent(service)
+        with capturedLogs():
+            self.assertRaises(ListenerError, service.privilegedStartService)
+
+    def test_preflight(self) -> None:
+        """
+        L{tap.preflight} ends a daemonising twistd with one line for a port
+        in use, before it forks.
+        """
+        with socket.create_server(("127.0.0.1", 0)) as taken:
+            port = taken.getsockname()[1]
+            config = parse("--port", "tcp:0", "--metrics", f"tcp:{port}")
+            error = self.assertRaises(SystemExit, tap.preflight, config)
+        self.assertEqual(
+            error.code, f"twistd echo: --metrics 'tcp:{port}': Address already in use"
+        )
+
+    def test_namedEndpoint(self) -> None:
+        """
+        A L{NamedEndpoint} turns whatever its endpoint fails with into a
+        L{ListenerError} naming the option.
+        """
+
+        class Missing:
+            def listen(self, factory: object) -> object:
+                raise FileNotFoundError(2, "No such file or directory", "/d")
+
+        endpoint = NamedEndpoint(
+            Missing(),  # type: ignore[arg-type]
+            "port",
+            "unix:/d/e.sock",
+        )
+        failure = self.failureResultOf(endpoint.listen(Factory()), ListenerError)
+        self.assertEqual(
+            str(failure.value),
+            "--port 'unix:/d/e.sock': No such file or directory: /d",
+        )
+
+    def test_udp(self) -> None:
+        """
+        The C{--udp} listener names its option when it can't listen.
+        """
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            port = taken.getsockname()[1]
+            service = tap.makeService(parse("--udp", f"127.0.0.1:{port}"))
+            [shutdown] = service
+            assert isinstance(shutdown, ShutdownService)
+            [udp] = (s for s in shutdown if isinstance(s, UDPServer))
+            error = self.assertRaises(ListenerError, udp.privilegedStartService)
+        self.assertEqual(
+            str(error), f"--udp '127.0.0.1:{port}': Address already in use"
+        )
 
 
 class PluginTests(SynchronousTestCase):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import inspect
+import io
 import os
 import shutil
 import signal
@@ -484,6 +485,35 @@ class PortCanaryTests(SynchronousTestCase):
             )
             self.assertIs(private.listening_socket(port), sock)
 
+    def test_closeWithoutShutdown(self) -> None:
+        """
+        A port told not to shut its socket down leaves it listening for
+        another descriptor of it (another process's) once it stops.
+        """
+        reactor = MemoryReactorClock()
+        port = tcp.Port(0, Factory(), interface="127.0.0.1", reactor=reactor)
+        port.startListening()
+        other = socket.socket(fileno=os.dup(port.fileno()))
+        self.addCleanup(other.close)
+        private.close_without_shutdown(port)
+        port.stopListening()
+        reactor.advance(0)
+        with socket.socket() as client:
+            client.settimeout(5)
+            try:
+                client.connect(other.getsockname())
+            except OSError:
+                listening = False
+            else:
+                listening = True
+        canary(
+            self,
+            listening,
+            "tcp.Port._shouldShutdown",
+            "echotwist.server.workers (the parent closes its ports as it "
+            "stops, without stopping its workers' sockets under them)",
+        )
+
     def test_listenAtOnce(self) -> None:
         """
         The endpoints C{--workers} shares listen before C{listen} returns.
@@ -625,6 +655,40 @@ class SignalCanaryTests(SynchronousTestCase):
             "the reactor installing its signal handlers before callWhenRunning calls",
             "echotwist.server.shutdown (its SIGTERM handler must replace the "
             "reactor's)",
+        )
+
+
+class StatusPipeCanaryTests(SynchronousTestCase):
+    """
+    Canaries for twistd's status pipe, through which
+    L{private.report_start_failure} tells a daemonising twistd's parent
+    that the start failed.
+    """
+
+    def test_parentShowsTheLine(self) -> None:
+        """
+        twistd reports through its C{statusPipe} option, and its parent shows
+        what L{private.report_start_failure} writes there and exits 1.
+        """
+        from twisted.scripts._twistd_unix import UnixApplicationRunner
+
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        config = {"statusPipe": write, "pidfile": ""}
+        self.assertTrue(private.report_start_failure(config, "--port 'x': no"))
+        stderr = io.StringIO()
+        self.patch(sys, "__stderr__", stderr)
+        runner = UnixApplicationRunner({})
+        code = runner._waitForStart(read)
+        source = inspect.getsource(UnixApplicationRunner.postApplication)
+        canary(
+            self,
+            code == 1
+            and "--port 'x': no" in stderr.getvalue()
+            and 'self.config.get("statusPipe"' in source,
+            "twistd's statusPipe option and _waitForStart",
+            "echotwist.server.tap.EchoService (a daemonised listener failure "
+            "must reach twistd's parent as one line)",
         )
 
 
