@@ -33,7 +33,9 @@ The names, by what relies on them:
     listener.
   - C{tcp.Port.socket} and endpoints that listen synchronously:
     L{listening_socket} and L{listen_now}, for C{--workers} to hand its
-    sockets to the workers.
+    sockets to the workers; C{tcp.Port._shouldShutdown}:
+    L{close_without_shutdown}, so that the parent closing its ports does
+    not stop the workers' (still accepting) sockets under them.
   - The order in which a reactor and twistd handle signals:
     L{replace_sigterm_handler}, for the graceful shutdown's exit status 0,
     and L{wrap_signal_handler}, so that a second SIGINT is harmless.
@@ -263,6 +265,19 @@ def listening_socket(port: IListeningPort) -> socket.socket:
     @return: its listening socket.
     """
     return cast(socket.socket, port.socket)  # type: ignore[attr-defined]
+
+
+def close_without_shutdown(port: IListeningPort) -> None:
+    """
+    Make C{port}'s C{stopListening} close only this process's descriptor
+    of its socket, without C{shutdown()}, which would stop the socket
+    listening in every process that holds it (a worker still accepting on
+    it would then fail in C{accept()}, with a traceback).  Twisted's ports
+    do so for an adopted socket (C{_shouldShutdown}).
+
+    @param port: a port a TCP, TCP6 or UNIX endpoint listened on.
+    """
+    port._shouldShutdown = False  # type: ignore[attr-defined]
 
 
 def listen_now(

@@ -7,11 +7,13 @@ server, and a small C{--compare}.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 from sockets import HOST
-from twistd_support import Server, twistd_echo
+from twistd_support import LOOPBACK, Server, twistd_echo
 
 from echotwist.bench.native import NativeUnavailable, build
 
@@ -490,4 +492,37 @@ def test_compare(tmp_path: Path) -> None:
     storms = json.loads(result.stdout)["storms"]
     assert [r["server"] for r in storms] == servers.split(",")
     assert all(r["echoed"] == 50 and r["workload"] == "storm:50" for r in storms)
+    assert all(len(r["rounds"]) == 1 for r in found + storms)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("driver", ["python", "native"])
+def test_stormUnix(driver: str) -> None:
+    """
+    A storm against a UNIX socket counts the connects its full queue
+    refused at once as listen-queue overflows; every other one echoes.
+    """
+    if driver == "native":
+        native_or_skip()
+    folder = tempfile.mkdtemp(prefix="bench-")
+    try:
+        path = os.path.join(folder, "echo.sock")
+        with twistd_echo(ports=(f"unix:{path}", LOOPBACK)) as server:
+            result = bench(
+                "--connect",
+                f"unix:path={path}",
+                "--storm",
+                "3000",
+                "--server-pid",
+                str(server.process.pid),
+                "--driver",
+                driver,
+                "--json",
+            )
+    finally:
+        shutil.rmtree(folder)
+    found = json.loads(result.stdout)
+    refused = found["listen_overflows"] or 0
+    assert found["echoed"] + refused == 3000
+    assert found["errors"] == refused
+    assert result.returncode == (1 if refused else 0)

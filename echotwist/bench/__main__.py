@@ -42,6 +42,16 @@ from echotwist.bench.servers import SERVERS, Running, started
 from echotwist.bench.stats import MIB, RunResult, combine, median_result
 from echotwist.bench.storm import ConnProgress, ConnResult, process_cpu, run_conns
 
+#: The figures C{--json} gives for each round of a load row, for spreads.
+ROUND_FIGURES = ("echoes_per_s", "mib_per_s", "server_us_per_echo", "server_share")
+#: The same for each round of a storm.
+STORM_ROUND_FIGURES = (
+    "seconds",
+    "slow_connects",
+    "listen_overflows",
+    "server_us_per_connection",
+)
+
 #: The note printed (and put in C{--json}) when uvloop is missing.
 NO_UVLOOP = (
     "uvloop is not installed: the Python driver runs on asyncio's own loop, "
@@ -450,6 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "server": r.server,
                     **r.result.as_dict(),
                     "vs_baseline": ratio,
+                    "rounds": [
+                        {k: each.as_dict()[k] for k in ROUND_FIGURES}
+                        for each in r.rounds
+                    ],
                 }
                 for r, ratio in zip(rows, ratios(rows, baseline), strict=True)
             ],
@@ -462,6 +476,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "server": r.server,
                     **r.result.as_dict(),
                     "vs_baseline": ratio,
+                    "rounds": [
+                        {k: each.as_dict()[k] for k in STORM_ROUND_FIGURES}
+                        for each in r.rounds
+                    ],
                 }
                 for r, ratio in zip(storm_rows, found, strict=True)
             ]

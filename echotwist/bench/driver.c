@@ -25,7 +25,8 @@
  *     for them back.  HOLD 1 keeps every connection open until all are
  *     done (a storm), HOLD 0 closes each after its echo.  Writes for each
  *     connection three float64s to FILE: seconds from the first connect to
- *     its connect call, to its handshake's end, to its echo (NaN if never).
+ *     its connect call, to its handshake's end, to its echo (NaN if never;
+ *     -1 for the handshake of a UNIX connect refused with a full queue).
  *     Prints "tick CONNECTED ECHOED ERRORS" lines, "done" once every
  *     connection is done (then waits for a line on standard input before it
  *     closes the held ones), then "result STARTED CONNECTED ECHOED CPU
@@ -368,6 +369,9 @@ static int conn(long total, double rate, long size, int hold, const char *file,
             }
             int r = connect(c->fd, (struct sockaddr *)&address, address_length);
             if (r < 0 && errno != EINPROGRESS) {
+                /* A UNIX socket whose listen queue is full refuses at once
+                   (EAGAIN) where TCP would drop the SYN: mark it so. */
+                if (errno == EAGAIN) c->connected = -1.0;
                 error("connect failed: %s", strerror(errno));
                 close(c->fd);
                 c->fd = -1;

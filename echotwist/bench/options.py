@@ -197,18 +197,21 @@ def parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     p.add_argument(
         "--connections",
         type=positive_int,
+        metavar="N",
         default=100,
         help="connections, each in ping-pong (default: %(default)s)",
     )
     p.add_argument(
         "--size",
         type=size_value,
+        metavar="BYTES",
         default=1024,
         help="bytes per message, e.g. 64, 1K, 64K (default: %(default)s)",
     )
     p.add_argument(
         "--duration",
         type=duration_value,
+        metavar="SECONDS",
         default=10.0,
         help="seconds per run (default: %(default)g)",
     )
@@ -218,6 +221,7 @@ def parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     p.add_argument(
         "--server-pid",
         type=positive_int,
+        metavar="PID",
         help="report this process's CPU per echo (or per connection) and its "
         "share of a core over the run",
     )
@@ -239,6 +243,7 @@ def parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     p.add_argument(
         "--interval",
         type=interval_value,
+        metavar="SECONDS",
         default=1.0,
         help="seconds between progress lines on standard error, 0 for none "
         "(default: %(default)g)",
@@ -247,7 +252,7 @@ def parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         "--rounds",
         type=positive_int,
         default=3,
-        help="--compare: rounds, medians reported",
+        help="--compare: rounds, medians reported (default: %(default)s)",
     )
     p.add_argument(
         "--workloads",
@@ -266,9 +271,9 @@ def parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         "--burst",
         type=positive_int,
         metavar="N",
-        help="--connect: instead of load, open N connections back to back, "
-        "time until all echoed a byte, and (with --server-pid) the server "
-        "memory per idle connection",
+        help="--connect: instead of load, open N connections, at most 512 "
+        "connecting at once, time until all echoed a byte, and (with "
+        "--server-pid) the server memory per idle connection",
     )
     p.add_argument(
         "--storm",

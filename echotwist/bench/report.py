@@ -254,7 +254,12 @@ def describe_conns(result: ConnResult, target: str) -> str:
     ]
     if r.mode != "storm":
         lines.append(f"  accepted and echoed: {r.accepted_per_s:,.0f} connections/s")
-    if r.listen_overflows is None:
+    if target.startswith("unix:"):
+        lines.append(
+            f"  listen-queue overflows during the run: {r.listen_overflows or 0:,} "
+            "(connects a full UNIX socket queue refused at once, EAGAIN)"
+        )
+    elif r.listen_overflows is None:
         lines.append("  listen-queue overflows: not counted (no TCP counters here)")
     else:
         lines.append(

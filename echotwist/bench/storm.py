@@ -44,6 +44,10 @@ NETSTAT = "/proc/net/netstat"
 #: A connect that took this long (seconds) waited for a SYN retransmission.
 SLOW_CONNECT = 1.0
 
+#: The handshake time a timeline gives a UNIX connect refused at once
+#: because the listen queue was full (C{EAGAIN}; TCP drops the SYN instead).
+QUEUE_FULL = -1.0
+
 #: Longest a storm may take, in seconds.
 STORM_TIMEOUT = 120.0
 
@@ -161,8 +165,9 @@ class ConnResult:
     @ivar rate: the connections per second asked for (connect-rate).
     @ivar accepted_per_s: connections echoed per second over the run.
     @ivar listen_overflows: the host's C{TcpExtListenOverflows} increase
-        over the run (L{None} where unknown, or for a UNIX socket); it
-        counts every listener on the host, not only this server's.
+        over the run (it counts every listener on the host, not only this
+        server's); for a UNIX socket, the connects refused because its
+        queue was full (L{None} where unknown or none).
     @ivar listen_drops: the same for C{TcpExtListenDrops}.
     @ivar server_us_per_connection: server CPU microseconds per connection
         from the first connect until every connection echoed (accepting,
@@ -231,7 +236,8 @@ def summarize(
     pairs = list(
         zip(timeline.started, timeline.connected, timeline.echoed, strict=True)
     )
-    connects = sorted(c - s for s, c, _ in pairs if not math.isnan(c))
+    connects = sorted(c - s for s, c, _ in pairs if not math.isnan(c) and c >= 0)
+    refused = sum(1 for _, c, _ in pairs if c == QUEUE_FULL)
     latencies = sorted(e - s for s, _, e in pairs if not math.isnan(e))
     echoed = len(latencies)
     ends = [e for _, _, e in pairs if not math.isnan(e)]
@@ -247,7 +253,8 @@ def summarize(
 
     def delta(key: str) -> int | None:
         if net_before is None or net_after is None or key not in net_before:
-            return None
+            # No TCP counters (a UNIX socket): its refusals are the count.
+            return refused or None
         return net_after[key] - net_before[key]
 
     return ConnResult(
@@ -361,6 +368,8 @@ def python_conns(
                 call = _Call(started, sock)
                 started += 1
                 if code not in (0, errno.EINPROGRESS):
+                    if code == errno.EAGAIN:
+                        line.connected[call.index] = QUEUE_FULL
                     finished += 1
                     line.errors.append(f"connect failed: {os.strerror(code)}")
                     sock.close()

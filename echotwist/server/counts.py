@@ -35,6 +35,8 @@ class Snapshot:
     @ivar bytes_echoed: bytes echoed on TCP.
     @ivar datagrams_echoed: UDP datagrams echoed.
     @ivar datagrams_dropped: UDP datagrams not echoed.
+    @ivar closed_at_shutdown: TCP connections aborted at the shutdown
+        timeout (a worker's final report says; 0 until then).
     """
 
     open_connections: int = 0
@@ -43,6 +45,19 @@ class Snapshot:
     bytes_echoed: int = 0
     datagrams_echoed: int = 0
     datagrams_dropped: int = 0
+    closed_at_shutdown: int = 0
+
+    def __add__(self, other: Snapshot) -> Snapshot:
+        """
+        @param other: another process's counts.
+        @return: the sum of both, field by field.
+        """
+        return Snapshot(
+            **{
+                f.name: getattr(self, f.name) + getattr(other, f.name)
+                for f in fields(self)
+            }
+        )
 
     def to_json(self) -> str:
         """

@@ -79,7 +79,11 @@ class ShutdownService(MultiService):
     @ivar timeout: seconds open connections get to finish.
     @ivar counts: the counts to sum up in the summary, by process (see
         L{echotwist.server.counts}); a worker that has exited by the end counts
-        as it was when shutdown began.
+        as it was when shutdown began, unless C{counts} still gives its
+        final report (as L{echotwist.server.workers.WorkerPool.totals}
+        does).
+    @ivar aborted: connections this process aborted at the timeout, once
+        the drain is over (L{None} before).
     """
 
     log = Logger()
@@ -97,6 +101,7 @@ class ShutdownService(MultiService):
         self.timeout = timeout
         self.counts = counts or (lambda: local_snapshots(factory))
         self.stopping = False
+        self.aborted: int | None = None
 
     def startService(self) -> None:
         """
@@ -175,8 +180,10 @@ class ShutdownService(MultiService):
         Log the one summary line.
 
         @param counts: the final counts, by process.
-        @param aborted: connections aborted at the timeout.
+        @param aborted: connections this process aborted at the timeout
+            (workers report theirs in their counts).
         """
+        self.aborted = aborted
         total = list(counts.values())
         self.log.info(
             "Shutdown complete: {connections} connections served, {bytes} bytes "
@@ -186,7 +193,7 @@ class ShutdownService(MultiService):
             connections=sum(c.connections_total for c in total),
             bytes=sum(c.bytes_echoed for c in total),
             refused=sum(c.refused_total for c in total),
-            aborted=aborted,
+            aborted=aborted + sum(c.closed_at_shutdown for c in total),
             datagrams=sum(c.datagrams_echoed for c in total),
             dropped=sum(c.datagrams_dropped for c in total),
         )

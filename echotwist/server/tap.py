@@ -114,9 +114,15 @@ def makeService(config: Options) -> MultiService:
             factory,
             stop_timeout=config["shutdown-timeout"] + STOP_TIMEOUT,
         )
+        # The summary adds up every worker's final report; metrics show
+        # the running workers.
+        totals = partial(merged_snapshots, sources, pool.totals)
         sources = partial(merged_snapshots, sources, pool.snapshots)
     serving = ShutdownService(
-        factory, reactor, timeout=config["shutdown-timeout"], counts=sources
+        factory,
+        reactor,
+        timeout=config["shutdown-timeout"],
+        counts=sources if pool is None else totals,
     )
     serving.setServiceParent(service)
     if daemon:

@@ -10,8 +10,10 @@ import io
 import json
 import math
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -993,3 +995,40 @@ class PlotTests(SynchronousTestCase):
             plot(rows, path, "a title " * 40, streaming)
             with open(path, "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+
+class UnixStormTests(SynchronousTestCase):
+    """
+    A storm against a UNIX socket whose listen queue fills.
+    """
+
+    def test_refusalsAreOverflows(self) -> None:
+        """
+        A full UNIX socket queue refuses connects at once (C{EAGAIN}, where
+        TCP drops the SYN): the Python driver marks them, and they are the
+        storm's listen-queue overflows.
+        """
+        folder = tempfile.mkdtemp(prefix="bench-")
+        self.addCleanup(shutil.rmtree, folder)
+        path = os.path.join(folder, "s")
+        listener = socket.socket(socket.AF_UNIX)
+        self.addCleanup(listener.close)
+        listener.bind(path)
+        listener.listen(1)
+        line = storm.python_conns(
+            Target(path=path), 20, 0, 1, True, 0.5, None, lambda: None
+        )
+        refused = line.connected.count(storm.QUEUE_FULL)
+        self.assertGreater(refused, 10)
+        result = storm.summarize(
+            line,
+            mode="storm",
+            rate=None,
+            driver="python",
+            net_before=None,
+            net_after=None,
+            server_cpu=(None, None, None),
+        )
+        self.assertEqual(result.listen_overflows, refused)
+        self.assertEqual(result.connected, 20 - refused)
+        self.assertIn("not done within 0.5 s", line.errors[-1])

@@ -485,6 +485,35 @@ class PortCanaryTests(SynchronousTestCase):
             )
             self.assertIs(private.listening_socket(port), sock)
 
+    def test_closeWithoutShutdown(self) -> None:
+        """
+        A port told not to shut its socket down leaves it listening for
+        another descriptor of it (another process's) once it stops.
+        """
+        reactor = MemoryReactorClock()
+        port = tcp.Port(0, Factory(), interface="127.0.0.1", reactor=reactor)
+        port.startListening()
+        other = socket.socket(fileno=os.dup(port.fileno()))
+        self.addCleanup(other.close)
+        private.close_without_shutdown(port)
+        port.stopListening()
+        reactor.advance(0)
+        with socket.socket() as client:
+            client.settimeout(5)
+            try:
+                client.connect(other.getsockname())
+            except OSError:
+                listening = False
+            else:
+                listening = True
+        canary(
+            self,
+            listening,
+            "tcp.Port._shouldShutdown",
+            "echotwist.server.workers (the parent closes its ports as it "
+            "stops, without stopping its workers' sockets under them)",
+        )
+
     def test_listenAtOnce(self) -> None:
         """
         The endpoints C{--workers} shares listen before C{listen} returns.
