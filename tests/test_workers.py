@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sockets import HOST, TIMEOUT, connect, echo_once, recv_exactly
 from twistd_support import LOOPBACK, TWISTD, Server, twistd_echo
 
-WORKER_STARTED = r"worker \d+: \[-\] EchoFactory starting on"
+WORKER_STARTED = r"worker \d+: \[-\] EchoFactory(?: \(PROXY\))? starting on"
 
 
 def worker_pids(parent: int) -> list[int]:

@@ -169,7 +169,7 @@ def saturation(rows: Sequence[Row]) -> list[str]:
     return textwrap.wrap(line, 100, subsequent_indent="  ")
 
 
-def table(rows: Sequence[Row], baseline: str | None) -> str:
+def table(rows: Sequence[Row], baseline: str | None, stream: bool = False) -> str:
     """
     Lay the rows out as a fixed-width table.
 
@@ -177,6 +177,7 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
     @param baseline: the server the C{ratio} column divides by (server CPU
         per echo, same workload, see L{ratios}), or L{None} for no such
         column.
+    @param stream: the runs streamed: server CPU is per KiB, not per echo.
     @return: the table, with a note under it for each saturated load
         generator and whether the server was saturated.
     """
@@ -190,7 +191,7 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
         "p99 ms",
         "max ms",
         "errors",
-        "srv us/echo",
+        "srv us/KiB" if stream else "srv us/echo",
         "srv %",
         "loadgen %",
     ]
