@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -103,6 +104,23 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     if value is None or math.isnan(value):
         return "-"
     return f"{value:,.{digits}f}"
+
+
+def error_notes(label: str, lines: Sequence[str], count: int) -> list[str]:
+    """
+    @param label: what the errors are of (workload and server).
+    @param lines: the first few error lines.
+    @param count: how many errors there were in all.
+    @return: one note per distinct line, with how often it was among the
+        first few, and the total where more were left out.
+    """
+    notes = [
+        f"{label}: {line}" + (f" (x{n})" if n > 1 else "")
+        for line, n in Counter(lines).items()
+    ]
+    if count > len(lines):
+        notes.append(f"{label}: {count:,} errors in all")
+    return notes
 
 
 def _layout(lines: list[list[str]]) -> list[str]:
@@ -218,7 +236,7 @@ def table(rows: Sequence[Row], baseline: str | None, stream: bool = False) -> st
         if baseline:
             line.append("-" if ratio is None else f"{ratio:.2f}x")
         lines.append(line)
-        notes += [f"{row.workload} {row.server}: {e}" for e in r.error_lines]
+        notes += error_notes(f"{row.workload} {row.server}", r.error_lines, r.errors)
         if r.loadgen_saturated and not r.server_saturated:
             notes.append(
                 f"{row.workload} {row.server}: load generator saturated "
@@ -321,7 +339,7 @@ def storm_table(rows: Sequence[StormRow], baseline: str | None) -> str:
         if baseline:
             line.append("-" if ratio is None else f"{ratio:.2f}x")
         lines.append(line)
-        notes += [f"{row.workload} {row.server}: {e}" for e in r.error_lines]
+        notes += error_notes(f"{row.workload} {row.server}", r.error_lines, r.errors)
     return "\n".join(_layout(lines) + notes)
 
 
