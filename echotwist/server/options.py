@@ -307,7 +307,7 @@ def udp_address(value: str, option: str = "udp") -> tuple[str, int]:
     number = port_number(port)
     if number is None or not 0 <= number <= MAX_PORT:
         raise usage.UsageError(
-            f"--{option} {value}: expected PORT, INTERFACE:PORT or [IPV6]:PORT "
+            f"--{option} {value!r}: expected PORT, INTERFACE:PORT or [IPV6]:PORT "
             f"({PORT_RANGE})"
         )
     return interface, number
