@@ -118,6 +118,7 @@ def test_streamAndTable(server: Server) -> None:
     assert result.returncode == 0, result.stderr
     header, _, line = result.stdout.splitlines()[:3]
     assert header.split()[:4] == ["workload", "server", "echoes/s", "MiB/s"]
+    assert "srv us/KiB" in header
     assert line.split()[0] == "2x64K"
     assert float(line.split()[3].replace(",", "")) > 0
 

@@ -486,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(document, indent=2))
     else:
         if rows:
-            print(table(rows, baseline))
+            print(table(rows, baseline, options.stream))
             print(f"driver: {driver}")
         if storm_rows:
             if rows:

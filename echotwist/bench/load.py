@@ -325,15 +325,18 @@ async def _run(
         for p in protocols:
             p.finish()
     deadline = time.perf_counter() + SETTLE_TIMEOUT
+    late = False
     while shared.open and not watch.stalled():
         if time.perf_counter() > deadline:
             shared.errors.append("connections did not finish within the settle time")
+            late = True
             break
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(shared.all_closed), TICK)
     for p in protocols:
         if not p.done:
-            shared.errors.append(NO_ECHO_LINE)
+            if not late:
+                shared.errors.append(NO_ECHO_LINE)
             p.finish()
     result.errors = shared.errors
     return result

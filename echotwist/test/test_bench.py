@@ -39,7 +39,14 @@ from echotwist.bench.load import (
 )
 from echotwist.bench.native import NativeUnavailable
 from echotwist.bench.options import Storm, Workload, parse, parser, program_name
-from echotwist.bench.report import Row, describe_conns, plot, ratios, table
+from echotwist.bench.report import (
+    Row,
+    describe_conns,
+    error_notes,
+    plot,
+    ratios,
+    table,
+)
 from echotwist.bench.servers import Running, ServerSpec
 from echotwist.bench.stats import (
     RunResult,
@@ -1032,3 +1039,20 @@ class UnixStormTests(SynchronousTestCase):
         self.assertEqual(result.listen_overflows, refused)
         self.assertEqual(result.connected, 20 - refused)
         self.assertIn("not done within 0.5 s", line.errors[-1])
+
+
+class ErrorNotesTests(SynchronousTestCase):
+    """
+    Tests for L{error_notes}.
+    """
+
+    def test_grouped(self) -> None:
+        """
+        Repeated lines are shown once with their count, and the total is
+        given where lines were left out.
+        """
+        self.assertEqual(
+            error_notes("1x64 s", ["no echo"] * 4 + ["closed"], 10),
+            ["1x64 s: no echo (x4)", "1x64 s: closed", "1x64 s: 10 errors in all"],
+        )
+        self.assertEqual(error_notes("w s", ["closed"], 1), ["w s: closed"])

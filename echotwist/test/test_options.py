@@ -297,3 +297,55 @@ class MakeFactoryTests(SynchronousTestCase):
         )
         self.assertIsNone(unlimited.max_connections)
         self.assertIsNone(unlimited.idle_timeout)
+
+
+class ProxyOptionsTests(SynchronousTestCase):
+    """
+    C{--proxy-from}, C{--proxy-timeout}, C{--info} and C{--info-udp}.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        Without C{--proxy-from}, only this machine may send headers, within
+        5 s.
+        """
+        config = parse()
+        settings = options_module.make_proxy_settings(config, Clock())
+        self.assertEqual([str(n) for n in settings.trusted], ["127.0.0.0/8", "::1/128"])
+        self.assertEqual(settings.timeout, 5.0)
+        self.assertIsNone(config["info"])
+        self.assertIsNone(config["info-udp"])
+
+    def test_proxyFrom(self) -> None:
+        """
+        C{--proxy-from} is repeatable and replaces the default; a bad
+        network or timeout is a usage error naming it.
+        """
+        config = parse(
+            "--proxy-from", "10.1.2.3/8", "--proxy-from", "::1", "--proxy-timeout", "2"
+        )
+        self.assertEqual(config["proxy-from"], ["10.0.0.0/8", "::1/128"])
+        settings = options_module.make_proxy_settings(config, Clock())
+        self.assertEqual(settings.timeout, 2.0)
+        error = self.assertRaises(UsageError, parse, "--proxy-from", "nowhere")
+        self.assertIn("--proxy-from 'nowhere'", str(error))
+        self.assertRaises(UsageError, parse, "--proxy-timeout", "0")
+
+    def test_info(self) -> None:
+        """
+        C{--info} takes any endpoint, given a backlog like C{--port};
+        C{--info-udp} an address like C{--udp}'s.
+        """
+        config = parse("--info", "haproxy:9001", "--info-udp", "127.0.0.1:9001")
+        self.assertEqual(config["info"], "haproxy:tcp:9001:backlog=1024")
+        self.assertEqual(config["info-udp"], ("127.0.0.1", 9001))
+        error = self.assertRaises(UsageError, parse, "--info-udp", "x")
+        self.assertIn("--info-udp 'x'", str(error))
+        self.assertRaises(UsageError, parse, "--info", "nosuch:1")
+
+    def test_proxyPort(self) -> None:
+        """
+        A C{haproxy:} port is given the backlog on its inner description.
+        """
+        config = parse("--port", "haproxy:tcp:9000", "--backlog", "5")
+        self.assertEqual(config["ports"], ["haproxy:tcp:9000:backlog=5"])
