@@ -351,3 +351,22 @@ def test_client_info(tmp_path: Path) -> None:
     both = client("--info", "message")
     assert both.returncode == 2
     assert "--info takes no message" in both.stderr
+
+
+def test_benchmark_runs() -> None:
+    """
+    C{benchmarks/proxy_fastpath.py} runs, short, and prints its ratios
+    (the figures themselves are for people: no timed assertion here).
+    """
+    script = Path(__file__).resolve().parent.parent / "benchmarks/proxy_fastpath.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--echoes", "2000", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PROXY/plain server CPU per echo: median" in result.stdout
+    assert "control/plain round trip per echo: median" in result.stdout
