@@ -434,9 +434,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         f"tcp6:{ports['7']}:interface=\\:\\:1",
         f"ssl:{ports['9443']}:privateKey=key.pem:certKey=cert.pem:interface={HOST}",
     ]
-    udp = ("--udp", f"{HOST}:{ports['9007']}")
-    udp += ("--info", f"tcp:{ports['9001']}:interface={HOST}")
-    udp += ("--info-udp", f"{HOST}:{ports['9001']}")
+    udp = (
+        "--udp",
+        f"{HOST}:{ports['9007']}",
+        "--info",
+        f"tcp:{ports['9001']}:interface={HOST}",
+        "--info-udp",
+        f"{HOST}:{ports['9001']}",
+    )
     log = directory / "reference.log"
     with (
         twistd_echo(*udp, ports=listen, directory=directory) as server,
