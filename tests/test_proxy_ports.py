@@ -300,3 +300,73 @@ def test_bad_options() -> None:
         assert result.returncode != 0
         assert message in output, output
         assert "Traceback" not in output
+
+
+def client(*args: str) -> subprocess.CompletedProcess[str]:
+    """
+    @return: how C{python -m echotwist.client ARGS} ran.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "echotwist.client", *args],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_client_info(tmp_path: Path) -> None:
+    """
+    C{python -m echotwist.client --info} prints the info port's answer
+    readably, C{--json} as the server sent it, over TCP and UDP; without a
+    message or C{--info} it is a usage error.
+    """
+    with twistd_echo(
+        "--info",
+        LOOPBACK,
+        "--info-udp",
+        f"{HOST}:0",
+        ports=[LOOPBACK],
+        directory=tmp_path,
+    ) as server:
+        tcp = server.wait_for(INFO_STARTED).group(1)
+        udp = server.wait_for(r"InfoDatagramProtocol starting on (\d+)").group(1)
+        readable = client("--info", "--host", HOST, "--port", tcp)
+        assert readable.returncode == 0, readable.stderr
+        lines = readable.stdout.splitlines()
+        assert re.fullmatch(rf"client +{re.escape(HOST)} port \d+", lines[0]), lines
+        assert f"local      {HOST} port {tcp}" in lines
+        assert "transport  tcp" in lines
+        raw = client("--info", "--json", "--host", HOST, "--port", tcp)
+        assert raw.returncode == 0, raw.stderr
+        assert raw.stdout.count("\n") == 1
+        assert json.loads(raw.stdout)["local"] == {"host": HOST, "port": int(tcp)}
+        over_udp = client("--info", "--udp", "--json", "--host", HOST, "--port", udp)
+        assert over_udp.returncode == 0, over_udp.stderr
+        assert json.loads(over_udp.stdout)["transport"] == "udp"
+    usage = client()
+    assert usage.returncode == 2
+    assert "give a message, or --info" in usage.stderr
+    both = client("--info", "message")
+    assert both.returncode == 2
+    assert "--info takes no message" in both.stderr
+
+
+def test_benchmark_runs() -> None:
+    """
+    C{benchmarks/proxy_fastpath.py} runs, short, and prints its ratios
+    (the figures themselves are for people: no timed assertion here).
+    """
+    script = Path(__file__).resolve().parent.parent / "benchmarks/proxy_fastpath.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--echoes", "2000", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PROXY/plain server CPU per echo: median" in result.stdout
+    assert "control/plain round trip per echo: median" in result.stdout
