@@ -182,10 +182,15 @@ def test_workers_and_metrics(tmp_path: Path) -> None:
     """
     C{--workers} shares a PROXY port: each worker reads the headers (the
     relayed log names the clients), and C{/metrics} counts the connections
-    and the bytes echoed, not the headers.
+    and the bytes echoed, not the headers; the parent serves C{--info}.
     """
     with two_workers(
-        "--metrics", LOOPBACK, ports=[PROXY_PORT], directory=tmp_path
+        "--metrics",
+        LOOPBACK,
+        "--info",
+        PROXY_PORT,
+        ports=[PROXY_PORT],
+        directory=tmp_path,
     ) as twistd:
         for i in range(10):
             assert proxied_echo(twistd.port, V1, b"%d" % i) == b"%d" % i
@@ -196,6 +201,9 @@ def test_workers_and_metrics(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert sum(scrape(port)["echotwist_bytes_echoed"].values()) == 10
+        info_port = int(twistd.wait_for(INFO_STARTED).group(1))
+        info = json.loads(proxied_echo(info_port, V1, b""))
+        assert info["client"] == {"host": "192.0.2.7", "port": 5555}
 
 
 def test_info_ports(tmp_path: Path) -> None:
