@@ -126,7 +126,7 @@ def test_limits(tmp_path: Path) -> None:
         "--max-connections",
         "1",
         "--idle-timeout",
-        "1",
+        "3",
         ports=[PROXY_PORT],
         directory=tmp_path,
     ) as server:
@@ -137,7 +137,7 @@ def test_limits(tmp_path: Path) -> None:
             assert proxied_echo(server.port, other, b"b") == b""
             server.wait_for(r"first refused: \('192\.0\.2\.8', 6666\)")
             assert read_all(first) == b""
-        server.wait_for(f"Closing {VIA}: idle for 1.0 s")
+        server.wait_for(f"Closing {VIA}: idle for 3.0 s")
 
 
 def test_rejected(tmp_path: Path) -> None:
