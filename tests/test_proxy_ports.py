@@ -182,7 +182,8 @@ def test_workers_and_metrics(tmp_path: Path) -> None:
     """
     C{--workers} shares a PROXY port: each worker reads the headers (the
     relayed log names the clients), and C{/metrics} counts the connections
-    and the bytes echoed, not the headers; the parent serves C{--info}.
+    and the bytes echoed, not the headers, and the connections closed for
+    want of one; the parent serves C{--info}.
     """
     with two_workers(
         "--metrics",
@@ -201,6 +202,10 @@ def test_workers_and_metrics(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert sum(scrape(port)["echotwist_bytes_echoed"].values()) == 10
+        assert proxied_echo(twistd.port, b"", b"no header") == b""
+        while sum(scrape(port)["echotwist_proxy_rejected_connections"].values()) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         info_port = int(twistd.wait_for(INFO_STARTED).group(1))
         info = json.loads(proxied_echo(info_port, V1, b""))
         assert info["client"] == {"host": "192.0.2.7", "port": 5555}
