@@ -126,7 +126,7 @@ def test_limits(tmp_path: Path) -> None:
         "--max-connections",
         "1",
         "--idle-timeout",
-        "1",
+        "3",
         ports=[PROXY_PORT],
         directory=tmp_path,
     ) as server:
@@ -137,7 +137,7 @@ def test_limits(tmp_path: Path) -> None:
             assert proxied_echo(server.port, other, b"b") == b""
             server.wait_for(r"first refused: \('192\.0\.2\.8', 6666\)")
             assert read_all(first) == b""
-        server.wait_for(f"Closing {VIA}: idle for 1.0 s")
+        server.wait_for(f"Closing {VIA}: idle for 3.0 s")
 
 
 def test_rejected(tmp_path: Path) -> None:
@@ -182,10 +182,16 @@ def test_workers_and_metrics(tmp_path: Path) -> None:
     """
     C{--workers} shares a PROXY port: each worker reads the headers (the
     relayed log names the clients), and C{/metrics} counts the connections
-    and the bytes echoed, not the headers.
+    and the bytes echoed, not the headers, and the connections closed for
+    want of one; the parent serves C{--info}.
     """
     with two_workers(
-        "--metrics", LOOPBACK, ports=[PROXY_PORT], directory=tmp_path
+        "--metrics",
+        LOOPBACK,
+        "--info",
+        PROXY_PORT,
+        ports=[PROXY_PORT],
+        directory=tmp_path,
     ) as twistd:
         for i in range(10):
             assert proxied_echo(twistd.port, V1, b"%d" % i) == b"%d" % i
@@ -196,6 +202,13 @@ def test_workers_and_metrics(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert sum(scrape(port)["echotwist_bytes_echoed"].values()) == 10
+        assert proxied_echo(twistd.port, b"", b"no header") == b""
+        while sum(scrape(port)["echotwist_proxy_rejected_connections"].values()) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        info_port = int(twistd.wait_for(INFO_STARTED).group(1))
+        info = json.loads(proxied_echo(info_port, V1, b""))
+        assert info["client"] == {"host": "192.0.2.7", "port": 5555}
 
 
 def test_info_ports(tmp_path: Path) -> None:

@@ -399,6 +399,9 @@ class EchoFactory(Factory):
     @ivar open_connections: the protocols now connected.
     @ivar connections_total: connections accepted since start.
     @ivar refused_total: connections closed for being over the limit.
+    @ivar proxy_rejected_total: connections to PROXY ports serving this
+        factory closed for their header or their peer
+        (L{echotwist.server.proxy}).
     @ivar bytes_echoed: bytes received (and so echoed) by closed and open
         connections.
     """
@@ -421,6 +424,7 @@ class EchoFactory(Factory):
         self.open_connections: set[Echo] = set()
         self.connections_total = 0
         self.refused_total = 0
+        self.proxy_rejected_total = 0
         self._bytes_closed = 0
         self._refused_since_full = 0
 
