@@ -42,6 +42,10 @@ The names, by what relies on them:
   - twistd's C{statusPipe} option and what its daemonising parent reads
     from it: L{report_start_failure}, so that a listener that fails after
     the fork is one line, not a traceback.
+  - When L{twisted.web.http.HTTPChannel} calls a request's C{gotLength}
+    ("not intended for users"): before any of the body, with L{None} for a
+    chunked one.  L{echotwist.server.metrics.MetricsRequest} overrides it
+    to refuse a body unread; nothing is read here, only the canary checks.
   - L{twisted.protocols.haproxy}'s parsers (its private C{_v1parser},
     C{_v2parser} and C{_exceptions} modules: C{V1Parser.parse},
     C{V2Parser.parse}, C{V2Parser.PREFIX}, C{InvalidProxyHeader}):

@@ -7,6 +7,7 @@ server, and a small C{--compare}.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -24,7 +25,9 @@ import pytest
 from sockets import HOST
 from twistd_support import LOOPBACK, Server, twistd_echo
 
+from echotwist.bench.load import Target
 from echotwist.bench.native import NativeUnavailable, build
+from echotwist.bench.storm import native_conns
 
 
 def native_or_skip() -> None:
@@ -286,12 +289,13 @@ def test_driversSameFigures(server: Server) -> None:
         assert float(intervals[-1].split()[1]) == pytest.approx(2.2, abs=0.1)
 
 
+@pytest.mark.parametrize("in_flight", ["1", "0"])
 @pytest.mark.parametrize("driver", ["python", "native"])
-def test_storm(server: Server, driver: str) -> None:
+def test_storm(server: Server, driver: str, in_flight: str) -> None:
     """
-    A storm opens every connection, each echoes its byte, and the figures
-    (connect latency, slow connects, overflows, server CPU per connection)
-    are reported.
+    A storm opens every connection, one handshake at a time or all at once,
+    each echoes its byte, and the figures (connect latency, slow connects,
+    overflows, server CPU per connection) are reported.
     """
     if driver == "native":
         native_or_skip()
@@ -300,6 +304,8 @@ def test_storm(server: Server, driver: str) -> None:
         f"tcp:{HOST}:{server.port}",
         "--storm",
         "300",
+        "--storm-in-flight",
+        in_flight,
         "--server-pid",
         str(server.process.pid),
         "--driver",
@@ -309,6 +315,7 @@ def test_storm(server: Server, driver: str) -> None:
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["driver"] == driver
+    assert found["in_flight"] == int(in_flight)
     assert (found["connections"], found["connected"], found["echoed"]) == (300,) * 3
     assert found["errors"] == 0
     assert 0 < found["connect_p50_ms"] <= found["connect_p99_ms"]
@@ -527,3 +534,24 @@ def test_stormUnix(driver: str) -> None:
     assert found["echoed"] + refused == 3000
     assert found["errors"] == refused
     assert result.returncode == (1 if refused else 0)
+
+
+@pytest.mark.parametrize("in_flight, most", [(1, 9), (0, 20)])
+def test_nativeInFlight(in_flight: int, most: int) -> None:
+    """
+    The native driver's storm starts the next connect only once fewer than
+    C{in_flight} handshakes are under way: against a listener whose queue
+    holds one and that never accepts, one at a time stalls on a dropped SYN
+    as a blocking connect would; with no limit every connect starts.
+    """
+    native_or_skip()
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(1)
+        target = Target(host=HOST, port=listener.getsockname()[1])
+        line = native_conns(
+            build(), target, 20, 0, 1, True, 0.5, None, lambda: None, in_flight
+        )
+    started = sum(1 for s in line.started if not math.isnan(s))
+    assert started <= most
+    assert started >= (20 if in_flight == 0 else 1)

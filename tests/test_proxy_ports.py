@@ -126,7 +126,7 @@ def test_limits(tmp_path: Path) -> None:
         "--max-connections",
         "1",
         "--idle-timeout",
-        "1",
+        "3",
         ports=[PROXY_PORT],
         directory=tmp_path,
     ) as server:
@@ -137,7 +137,7 @@ def test_limits(tmp_path: Path) -> None:
             assert proxied_echo(server.port, other, b"b") == b""
             server.wait_for(r"first refused: \('192\.0\.2\.8', 6666\)")
             assert read_all(first) == b""
-        server.wait_for(f"Closing {VIA}: idle for 1.0 s")
+        server.wait_for(f"Closing {VIA}: idle for 3.0 s")
 
 
 def test_rejected(tmp_path: Path) -> None:
@@ -182,10 +182,16 @@ def test_workers_and_metrics(tmp_path: Path) -> None:
     """
     C{--workers} shares a PROXY port: each worker reads the headers (the
     relayed log names the clients), and C{/metrics} counts the connections
-    and the bytes echoed, not the headers.
+    and the bytes echoed, not the headers, and the connections closed for
+    want of one; the parent serves C{--info}.
     """
     with two_workers(
-        "--metrics", LOOPBACK, ports=[PROXY_PORT], directory=tmp_path
+        "--metrics",
+        LOOPBACK,
+        "--info",
+        PROXY_PORT,
+        ports=[PROXY_PORT],
+        directory=tmp_path,
     ) as twistd:
         for i in range(10):
             assert proxied_echo(twistd.port, V1, b"%d" % i) == b"%d" % i
@@ -196,6 +202,13 @@ def test_workers_and_metrics(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert sum(scrape(port)["echotwist_bytes_echoed"].values()) == 10
+        assert proxied_echo(twistd.port, b"", b"no header") == b""
+        while sum(scrape(port)["echotwist_proxy_rejected_connections"].values()) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        info_port = int(twistd.wait_for(INFO_STARTED).group(1))
+        info = json.loads(proxied_echo(info_port, V1, b""))
+        assert info["client"] == {"host": "192.0.2.7", "port": 5555}
 
 
 def test_info_ports(tmp_path: Path) -> None:
@@ -300,3 +313,73 @@ def test_bad_options() -> None:
         assert result.returncode != 0
         assert message in output, output
         assert "Traceback" not in output
+
+
+def client(*args: str) -> subprocess.CompletedProcess[str]:
+    """
+    @return: how C{python -m echotwist.client ARGS} ran.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "echotwist.client", *args],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_client_info(tmp_path: Path) -> None:
+    """
+    C{python -m echotwist.client --info} prints the info port's answer
+    readably, C{--json} as the server sent it, over TCP and UDP; without a
+    message or C{--info} it is a usage error.
+    """
+    with twistd_echo(
+        "--info",
+        LOOPBACK,
+        "--info-udp",
+        f"{HOST}:0",
+        ports=[LOOPBACK],
+        directory=tmp_path,
+    ) as server:
+        tcp = server.wait_for(INFO_STARTED).group(1)
+        udp = server.wait_for(r"InfoDatagramProtocol starting on (\d+)").group(1)
+        readable = client("--info", "--host", HOST, "--port", tcp)
+        assert readable.returncode == 0, readable.stderr
+        lines = readable.stdout.splitlines()
+        assert re.fullmatch(rf"client +{re.escape(HOST)} port \d+", lines[0]), lines
+        assert f"local      {HOST} port {tcp}" in lines
+        assert "transport  tcp" in lines
+        raw = client("--info", "--json", "--host", HOST, "--port", tcp)
+        assert raw.returncode == 0, raw.stderr
+        assert raw.stdout.count("\n") == 1
+        assert json.loads(raw.stdout)["local"] == {"host": HOST, "port": int(tcp)}
+        over_udp = client("--info", "--udp", "--json", "--host", HOST, "--port", udp)
+        assert over_udp.returncode == 0, over_udp.stderr
+        assert json.loads(over_udp.stdout)["transport"] == "udp"
+    usage = client()
+    assert usage.returncode == 2
+    assert "give a message, or --info" in usage.stderr
+    both = client("--info", "message")
+    assert both.returncode == 2
+    assert "--info takes no message" in both.stderr
+
+
+def test_benchmark_runs() -> None:
+    """
+    C{benchmarks/proxy_fastpath.py} runs, short, and prints its ratios
+    (the figures themselves are for people: no timed assertion here).
+    """
+    script = Path(__file__).resolve().parent.parent / "benchmarks/proxy_fastpath.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--echoes", "2000", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PROXY/plain server CPU per echo: median" in result.stdout
+    assert "control/plain round trip per echo: median" in result.stdout

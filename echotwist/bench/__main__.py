@@ -286,6 +286,7 @@ def compare(
                         size=1,
                         server_pid=server.process.pid,
                         executable=executable,
+                        in_flight=options.storm_in_flight,
                     )
                     storms.setdefault((str(storm), server.spec.name), []).append(conns)
                     step(
@@ -376,6 +377,7 @@ def run_connections(
         server_pid=options.server_pid,
         executable=executable,
         progress=progress,
+        in_flight=options.storm_in_flight,
     )
     if options.json:
         document = {

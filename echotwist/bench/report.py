@@ -252,9 +252,12 @@ def describe_conns(result: ConnResult, target: str) -> str:
     """
     r = result
     if r.mode == "storm":
+        how = {None: "", 0: ", all at once", 1: ", one handshake at a time"}.get(
+            r.in_flight, f", {r.in_flight} handshakes at a time"
+        )
         first = (
-            f"storm: {r.connections:,} connections to {target} back to back "
-            f"({r.driver} driver)"
+            f"storm: {r.connections:,} connections to {target} back to back"
+            f"{how} ({r.driver} driver)"
         )
     else:
         first = (

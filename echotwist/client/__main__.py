@@ -9,6 +9,7 @@ echo differs or is short.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from twisted.internet.interfaces import (
 from zope.interface import implementer
 
 from echotwist.client import EchoError, EchoTimeout, EchoTLSFailed, start_echo
+from echotwist.client.info import fetch_info, fetch_info_udp, readable
 from echotwist.client.udp import MAX_DATAGRAM, echo_udp
 
 EXIT_CONNECT = 1
@@ -102,11 +104,31 @@ class EncodableNamesResolver:
         )
 
 
+class _Parser(argparse.ArgumentParser):
+    """
+    The command line parser: a message, or C{--info}, but not both.
+    """
+
+    def parse_args(self, *args: Any, **kwargs: Any) -> Any:
+        """
+        @see: L{argparse.ArgumentParser.parse_args}; exits with a usage
+            error unless exactly one of a message and C{--info} is given.
+        """
+        parsed = super().parse_args(*args, **kwargs)
+        if (parsed.message is None) != parsed.info:
+            self.error(
+                "give a message, or --info"
+                if parsed.message is None
+                else "--info takes no message"
+            )
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     """
     @return: the command line parser.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Send MESSAGE to an echo server and print the echo.",
         epilog="Exit codes: 0 echoed; 1 cannot connect; 2 bad arguments; "
@@ -114,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "message",
-        help="the message; '-' reads bytes from standard input and writes the "
-        "echo to standard output unchanged (no newline added)",
+        nargs="?",
+        help="the message (none with --info); '-' reads bytes from standard "
+        "input and writes the echo to standard output unchanged (no newline "
+        "added)",
     )
     parser.add_argument("--host", default="localhost", help="default: localhost")
     parser.add_argument("--port", type=_port, default=9000, help="default: 9000")
@@ -142,6 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count,
         default=3,
         help="with --udp, tries after the first (default: 3)",
+    )
+    parser.add_argument(
+        "--info",
+        action="store_true",
+        help="instead of an echo, print what the server's info port (twistd "
+        "echo --info, or --info-udp with --udp) says about this connection",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --info, print the server's JSON line as it came",
     )
     parser.add_argument(
         "-v",
@@ -234,6 +269,9 @@ async def run(
 
     @raise ClientExit: for every expected failure.
     """
+    if args.info:
+        await run_info(reactor, args, stdout)
+        return
     data = read_message(args, stdin)
     target = _target(args)
     try:
@@ -254,6 +292,36 @@ async def run(
             EXIT_CONNECT, f"cannot connect to {target}: {_reason(e)}"
         ) from None
     stdout.write(reply if args.message == "-" else reply + b"\n")
+    stdout.flush()
+
+
+async def run_info(
+    reactor: IReactorTime, args: argparse.Namespace, stdout: BinaryIO
+) -> None:
+    """
+    Fetch the info port's description of this connection and print it,
+    readably or (C{--json}) as it came.
+
+    @raise ClientExit: for every expected failure.
+    """
+    target = _target(args)
+    try:
+        if args.udp:
+            info = await fetch_info_udp(
+                reactor, args.host, args.port, args.timeout, args.retries
+            )
+        else:
+            info = await fetch_info(reactor, make_endpoint(reactor, args), args.timeout)
+    except EchoTimeout as e:
+        raise ClientExit(EXIT_TIMEOUT, f"{target}: {e}") from None
+    except EchoError as e:
+        raise ClientExit(EXIT_MISMATCH, f"{target}: {e}") from None
+    except (ConnectError, CannotListenError, OSError, ValueError) as e:
+        raise ClientExit(
+            EXIT_CONNECT, f"cannot connect to {target}: {_reason(e)}"
+        ) from None
+    text = json.dumps(info, separators=(",", ":")) if args.json else readable(info)
+    stdout.write(text.encode() + b"\n")
     stdout.flush()
 
 

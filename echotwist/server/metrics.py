@@ -76,6 +76,11 @@ _METRICS = (
         "UDP datagrams received but not echoed.",
         "datagrams_dropped",
     ),
+    (
+        "echotwist_proxy_rejected_connections",
+        "Connections to PROXY echo ports closed for their header or peer.",
+        "proxy_rejected_total",
+    ),
 )
 
 

@@ -20,7 +20,7 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
@@ -117,6 +117,22 @@ def _tcp_socket(transport: object) -> socket.socket | None:
         if transport is None:
             return None
     return None
+
+
+def _lowest_transport(transport: object) -> ITransport:
+    """
+    Find the transport at the bottom of any protocol wrappers (TLS).
+
+    @param transport: a connected transport.
+    @return: the transport the lowest wrapper writes to (C{transport}
+        itself if it wraps none).
+    """
+    for _ in range(4):  # a wrapper in a wrapper at most, in practice
+        below = getattr(transport, "transport", None)
+        if below is None:
+            break
+        transport = below
+    return cast("ITransport", transport)
 
 
 def keep_urgent_inline(transport: object) -> None:
@@ -259,7 +275,10 @@ class Echo(Protocol, TimeoutMixin):
         connection, or abort it if a close could wait forever.
 
         A connection with nothing left to send is closed cleanly, and the
-        timer started again.  One whose echo is not being read (its buffer
+        timer started again; under TLS, our close alert is sent and the TCP
+        connection closed without waiting for the client's (which a client
+        that does not read would never send), so it is freed at this
+        timeout, not the next.  One whose echo is not being read (its buffer
         can't drain: a clean close would wait for it forever, holding the
         connection and its C{max_connections} slot), or one already closing
         (the client half-closed, or it timed out once) that has not finished
@@ -280,6 +299,12 @@ class Echo(Protocol, TimeoutMixin):
         )
         self.setTimeout(timeout)
         self._finish()
+        lowest = _lowest_transport(self.transport)
+        if lowest is not self.transport:
+            # Under TLS a clean close waits for the client's close_notify,
+            # which a client that does not read never sends: close the TCP
+            # connection as soon as ours has gone out.
+            lowest.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
@@ -380,6 +405,9 @@ class EchoFactory(Factory):
     @ivar open_connections: the protocols now connected.
     @ivar connections_total: connections accepted since start.
     @ivar refused_total: connections closed for being over the limit.
+    @ivar proxy_rejected_total: connections to PROXY ports serving this
+        factory closed for their header or their peer
+        (L{echotwist.server.proxy}).
     @ivar bytes_echoed: bytes received (and so echoed) by closed and open
         connections.
     """
@@ -402,6 +430,7 @@ class EchoFactory(Factory):
         self.open_connections: set[Echo] = set()
         self.connections_total = 0
         self.refused_total = 0
+        self.proxy_rejected_total = 0
         self._bytes_closed = 0
         self._refused_since_full = 0
 

@@ -1056,3 +1056,52 @@ class ErrorNotesTests(SynchronousTestCase):
             ["1x64 s: no echo (x4)", "1x64 s: closed", "1x64 s: 10 errors in all"],
         )
         self.assertEqual(error_notes("w s", ["closed"], 1), ["w s: closed"])
+
+
+class InFlightTests(SynchronousTestCase):
+    """
+    Tests for how many handshakes a storm has under way at once.
+    """
+
+    def started(self, in_flight: int) -> int:
+        """
+        @return: how many of 20 connects the Python driver started within
+            half a second against a listener whose queue holds one and that
+            never accepts (further SYNs are dropped, their connects wait).
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        target = Target(host="127.0.0.1", port=listener.getsockname()[1])
+        line = storm.python_conns(
+            target, 20, 0, 1, True, 0.5, None, lambda: None, in_flight
+        )
+        return sum(1 for s in line.started if not math.isnan(s))
+
+    def test_oneAtATime(self) -> None:
+        """
+        With one in flight, the next connect waits for the handshake before
+        it: a dropped SYN holds the storm up, as a blocking connect would.
+        """
+        self.assertLess(self.started(1), 10)
+
+    def test_allAtOnce(self) -> None:
+        """
+        With no limit, every connect is started at once.
+        """
+        self.assertEqual(self.started(0), 20)
+
+    def test_option(self) -> None:
+        """
+        C{--storm-in-flight} defaults to 1, and is only for storms.
+        """
+        self.assertEqual(
+            parse(["--connect", "tcp:h:1", "--storm", "5"]).storm_in_flight, 1
+        )
+        options = parse(["--compare", "--storm-in-flight", "0"])
+        self.assertEqual(options.storm_in_flight, 0)
+        err = io.StringIO()
+        with redirect_stderr(err), self.assertRaises(SystemExit):
+            parse(["--connect", "tcp:h:1", "--storm-in-flight", "0"])
+        self.assertIn("--storm-in-flight is for --storm", err.getvalue())

@@ -75,6 +75,41 @@ class _FakeTLSConnection:
         return b"localhost"
 
 
+class _FakeCertifiedTLSConnection(_FakeTLSConnection):
+    """
+    A TLS connection whose client presented a certificate.
+    """
+
+    def get_peer_certificate(self) -> Any:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        from OpenSSL import crypto
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, "client.example"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tests"),
+            ]
+        )
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256())
+        )
+        return crypto.X509.from_cryptography(certificate)
+
+
 class ConnectionInfoTests(SynchronousTestCase):
     """
     Tests for L{connection_info}.
@@ -157,6 +192,16 @@ class ConnectionInfoTests(SynchronousTestCase):
                 "client_certificate": None,
             },
         )
+
+    def test_clientCertificate(self) -> None:
+        """
+        A client certificate's subject is reported, RFC 4514 style.
+        """
+        transport = StringTransport(hostAddress=HOST, peerAddress=PEER)
+        alsoProvides(transport, ISSLTransport)
+        transport.getHandle = _FakeCertifiedTLSConnection  # type: ignore[attr-defined]
+        info = connection_info(transport, None, Clock())
+        self.assertEqual(info["tls"]["client_certificate"], "O=Tests,CN=client.example")
 
 
 class InfoProtocolTests(SynchronousTestCase):

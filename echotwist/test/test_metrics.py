@@ -71,6 +71,10 @@ class EchoCollectorTests(SynchronousTestCase):
                 "echotwist_bytes_echoed": ("counter", {"1": 4.0, "2": 40.0}),
                 "echotwist_datagrams_echoed": ("counter", {"1": 5.0, "2": 50.0}),
                 "echotwist_datagrams_dropped": ("counter", {"1": 6.0, "2": 60.0}),
+                "echotwist_proxy_rejected_connections": (
+                    "counter",
+                    {"1": 0.0, "2": 0.0},
+                ),
             },
         )
 

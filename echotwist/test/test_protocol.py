@@ -21,6 +21,7 @@ from twisted.internet.task import Clock
 from twisted.internet.tcp import Connection
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -232,6 +233,29 @@ class IdleTimeoutTests(SynchronousTestCase):
         )
         self.clock.advance(10)
         self.assertTrue(transport.disconnected)
+
+    def test_wrappedCloseNotAwaited(self) -> None:
+        """
+        Behind a wrapper whose close waits for the client's answer (TLS: its
+        close_notify, which a client that does not read never sends), the
+        connection under it is closed at the idle timeout, not aborted one
+        timeout later.
+        """
+
+        class AwaitsAnswer(ProtocolWrapper):
+            def loseConnection(self) -> None:
+                self.disconnecting = True
+
+        wrapping = WrappingFactory(self.factory)
+        wrapping.protocol = AwaitsAnswer
+        wrapper = wrapping.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        wrapper.makeConnection(transport)
+        with capturedLogs():
+            self.clock.advance(10)
+        self.assertEqual(
+            (transport.disconnecting, transport.disconnected), (True, False)
+        )
 
     def test_nonReadingClientAborted(self) -> None:
         """

@@ -21,6 +21,7 @@ from echotwist.server import tap
 from echotwist.server.accept_errors import SummarizedAcceptErrors
 from echotwist.server.endpoints import ListenerError
 from echotwist.server.listeners import NamedEndpoint
+from echotwist.server.metrics import Guard
 from echotwist.server.shutdown import ShutdownService
 from echotwist.server.udp import EchoDatagramProtocol
 from echotwist.test.support import parse
@@ -80,6 +81,22 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual((protocol.rate, protocol.burst), (2.0, 3))
         assert isinstance(tcp, StreamServerEndpointService)
         self.assertIsInstance(tcp.endpoint, SummarizedAcceptErrors)
+
+    def test_metricsGuardedAndSummarized(self) -> None:
+        """
+        The metrics listener serves its site behind a L{Guard}, and its
+        accept errors go to the same summary as the echo ports'.
+        """
+        service = tap.makeService(parse("--port", "tcp:0", "--metrics", "tcp:0"))
+        shutdown, metrics = service
+        [tcp] = shutdown
+        assert isinstance(tcp, StreamServerEndpointService)
+        assert isinstance(metrics, StreamServerEndpointService)
+        self.assertIsInstance(metrics.factory, Guard)
+        echo_endpoint, metrics_endpoint = tcp.endpoint, metrics.endpoint
+        assert isinstance(echo_endpoint, SummarizedAcceptErrors)
+        assert isinstance(metrics_endpoint, SummarizedAcceptErrors)
+        self.assertIs(metrics_endpoint.summary, echo_endpoint.summary)
 
     def test_largeDatagramsWhole(self) -> None:
         """
