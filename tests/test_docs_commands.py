@@ -211,6 +211,7 @@ HOW: dict[str, Server | Client | NotRun] = {
     "trial echotwist && pytest": SET_UP,
     "twistd -n echo --port 9000": Server(),
     "twistd -n echo --port 9000 --port unix:/tmp/echo.sock": Server(),
+    "twistd -n echo --port 127.0.0.1:9000 --port '[::1]:9000'": Server(),
     "twistd -n echo --port tcp:9000:interface=127.0.0.1 "
     "--port 'tcp6:9000:interface=\\:\\:1'": Server(),
     "twistd -n echo --port unix:/run/echo.sock": Server(),

@@ -16,6 +16,7 @@ put on an open network, all of them Twisted machinery rather than our own:
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Callable
 from contextlib import suppress
@@ -58,12 +59,17 @@ def describe_peer(address: IAddress) -> str:
 
     @param address: the transport's C{getPeer()}.
     @return: C{('127.0.0.1', 57854)} for an IP peer (as the lab's
-        C{Connected by} line shows it), the socket path for a named UNIX
-        peer, and C{repr(address)} for anything else.
+        C{Connected by} line shows it; an IPv4 client of the dual-stack
+        default port, C{::ffff:127.0.0.1} to its IPv6 socket, by its IPv4
+        address), the socket path for a named UNIX peer, and
+        C{repr(address)} for anything else.
     """
     host = getattr(address, "host", None)
     port = getattr(address, "port", None)
     if host is not None and port is not None:
+        if isinstance(host, str) and host.lower().startswith("::ffff:"):
+            with suppress(ValueError):
+                host = str(ipaddress.IPv6Address(host).ipv4_mapped or host)
         return repr((host, port))
     name = getattr(address, "name", "missing")
     if name is None:

@@ -9,7 +9,7 @@ import socket
 from OpenSSL import SSL
 from twisted.internet import main
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IAddress,
@@ -576,6 +576,16 @@ class DescribePeerTests(SynchronousTestCase):
         An IP peer is shown as the lab shows it.
         """
         self.assertEqual(describe_peer(PEER), "('127.0.0.1', 57854)")
+
+    def test_ipv4Mapped(self) -> None:
+        """
+        An IPv4 client of a dual-stack socket is shown by its IPv4 address;
+        an IPv6 one as it is.
+        """
+        mapped = IPv6Address("TCP", "::ffff:127.0.0.1", 57854)
+        self.assertEqual(describe_peer(mapped), "('127.0.0.1', 57854)")
+        plain = IPv6Address("TCP", "::1", 57854)
+        self.assertEqual(describe_peer(plain), "('::1', 57854)")
 
     def test_unixUnnamed(self) -> None:
         """

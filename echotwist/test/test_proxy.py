@@ -812,7 +812,7 @@ class EndpointTests(SynchronousTestCase):
             "haproxy:tcp:9000:backlog=5",
         )
         self.assertEqual(
-            endpoint_description("haproxy:9000", 5), "haproxy:tcp:9000:backlog=5"
+            endpoint_description("haproxy:9000", 5, False), "haproxy:tcp:9000:backlog=5"
         )
 
     def test_serverEndpoint(self) -> None:

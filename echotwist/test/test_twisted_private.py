@@ -583,6 +583,39 @@ class ServiceCanaryTests(SynchronousTestCase):
         )
 
 
+class OptionsCanaryTests(SynchronousTestCase):
+    """
+    Canaries for L{usage.Options}' getopt lists.
+    """
+
+    def test_optionGiven(self) -> None:
+        """
+        L{private.option_given} tells an option given, in full, abbreviated
+        or as C{--name=value}, from its default, and stops at the subcommand.
+        """
+        from twisted.scripts._twistd_unix import ServerOptions
+
+        options = ServerOptions()
+        options.parseOptions(["-n", "--logfile=-", "web"])
+        seen = [
+            private.option_given(options, "pidfile", argv)
+            for argv in (
+                ["-n", "--pidfile", "x.pid", "echo"],
+                ["-n", "--pidfile=", "echo"],
+                ["-n", "--pidf=x.pid", "echo"],
+                ["-n", "echo"],
+                ["-n", "echo", "--pidfile=x.pid"],
+            )
+        ]
+        canary(
+            self,
+            seen == [True, True, True, False, False],
+            "usage.Options.shortOpt/longOpt",
+            "echotwist.server.options (twistd -n echo writes no pidfile "
+            "unless --pidfile is given)",
+        )
+
+
 class SignalCanaryTests(SynchronousTestCase):
     """
     Canaries for the order in which the reactor and twistd handle signals.
