@@ -26,6 +26,7 @@ from echotwist.client.exits import (
     PROG,
     ClientExit,
 )
+from echotwist.client.info_command import run_info
 from echotwist.client.resolver import EncodableNamesResolver
 from echotwist.client.udp import MAX_DATAGRAM
 
@@ -56,12 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "message",
         nargs="?",
-        help="the message; '-' (or none, when standard input is not a "
-        "terminal) reads bytes from standard input and writes the echo to "
-        "standard output unchanged (no newline added)",
+        help="the message (none with --info); '-' (or none, when standard "
+        "input is not a terminal) reads bytes from standard input and writes "
+        "the echo to standard output unchanged (no newline added)",
     )
     add_target_options(parser)
     add_one_shot_options(parser)
+    add_info_options(parser)
     parser.add_argument(
         "-v",
         "--verbose",
@@ -115,6 +117,23 @@ def add_one_shot_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_info_options(parser: argparse.ArgumentParser) -> None:
+    """
+    Add the options of the C{--info} run.
+    """
+    parser.add_argument(
+        "--info",
+        action="store_true",
+        help="instead of an echo, print what the server's info port (twistd "
+        "echo --info, or --info-udp with --udp) says about this connection",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --info, print the server's JSON line as it came",
+    )
+
+
 def _port(text: str) -> int:
     """
     @return: C{text} as a TCP port number.
@@ -157,6 +176,10 @@ def check_arguments(args: argparse.Namespace, stdin_is_terminal: bool) -> None:
     @param stdin_is_terminal: whether standard input is a terminal.
     @raise ClientExit: with the usage status, for a bad combination.
     """
+    if args.info:
+        if args.message is not None:
+            raise ClientExit(EXIT_USAGE, "--info takes no message")
+        return
     if args.message is None and stdin_is_terminal:
         raise ClientExit(
             EXIT_USAGE, "no MESSAGE: give one, or '-' to read standard input"
@@ -175,6 +198,9 @@ async def dispatch(
 
     @raise ClientExit: for every expected failure.
     """
+    if args.info:
+        await run_info(reactor, args, stdout)
+        return
     await oneshot.run(reactor, args, stdin, stdout, stderr)
 
 

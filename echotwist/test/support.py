@@ -207,3 +207,49 @@ class HalfClosingTransport(ClosingTransport):
         The peer closed its side too: the connection is done.
         """
         self._lost(ConnectionDone())
+
+
+def proxy_v2_header(
+    command: int = 0x1,
+    family: int = 0x11,
+    addresses: bytes | None = None,
+    tlvs: bytes = b"",
+    version: int = 0x2,
+) -> bytes:
+    """
+    Build a PROXY protocol v2 header, as HAProxy's C{send-proxy-v2} sends.
+
+    @param command: C{0x1} PROXY, C{0x0} LOCAL.
+    @param family: address family and protocol (C{0x11} TCP over IPv4,
+        C{0x21} over IPv6, C{0x31} UNIX stream, C{0x00} unspecified).
+    @param addresses: the address block; by default C{192.0.2.7:5555} to
+        C{10.0.0.1:9000} for IPv4, nothing otherwise.
+    @param tlvs: TLVs after the addresses (see L{tlv}).
+    @param version: the version nibble (2 in every valid header).
+    @return: the header.
+    """
+    if addresses is None:
+        addresses = b""
+        if family >> 4 == 0x1:
+            addresses = (
+                socket.inet_aton("192.0.2.7")
+                + socket.inet_aton("10.0.0.1")
+                + (5555).to_bytes(2, "big")
+                + (9000).to_bytes(2, "big")
+            )
+    body = addresses + tlvs
+    return (
+        b"\r\n\r\n\x00\r\nQUIT\n"
+        + bytes([version << 4 | command, family])
+        + len(body).to_bytes(2, "big")
+        + body
+    )
+
+
+def tlv(kind: int, value: bytes) -> bytes:
+    """
+    @param kind: a PROXY v2 TLV type.
+    @param value: its value.
+    @return: the TLV's bytes.
+    """
+    return bytes([kind]) + len(value).to_bytes(2, "big") + value
