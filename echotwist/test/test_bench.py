@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import socket
@@ -1105,3 +1106,26 @@ class InFlightTests(SynchronousTestCase):
         with redirect_stderr(err), self.assertRaises(SystemExit):
             parse(["--connect", "tcp:h:1", "--storm-in-flight", "0"])
         self.assertIn("--storm-in-flight is for --storm", err.getvalue())
+
+
+class DeadWorkerTests(SynchronousTestCase):
+    """
+    A load worker process that dies mid-run.
+    """
+
+    def test_reportedNotRaised(self) -> None:
+        """
+        The run ends with an error line for the dead worker, not an
+        L{EOFError}.
+        """
+        parent, child = multiprocessing.Pipe()
+        self.addCleanup(parent.close)
+        pool = object.__new__(load.LoadPool)
+        pool.pipes = [parent]
+        pool.processes = []
+        child.send("")  # the worker connected, then died
+        child.close()
+        job = Job(Target("127.0.0.1", 9), 1, 64, 60.0, False)
+        results, failures = pool.run(job, lambda: None)
+        self.assertEqual(failures, [])
+        self.assertEqual([r.errors for r in results], [["load worker died"]])
