@@ -42,6 +42,10 @@ The names, by what relies on them:
   - twistd's C{statusPipe} option and what its daemonising parent reads
     from it: L{report_start_failure}, so that a listener that fails after
     the fork is one line, not a traceback.
+  - When L{twisted.web.http.HTTPChannel} calls a request's C{gotLength}
+    ("not intended for users"): before any of the body, with L{None} for a
+    chunked one.  L{echotwist.server.metrics.MetricsRequest} overrides it
+    to refuse a body unread; nothing is read here, only the canary checks.
   - L{twisted.protocols.haproxy}'s parsers (its private C{_v1parser},
     C{_v2parser} and C{_exceptions} modules: C{V1Parser.parse},
     C{V2Parser.parse}, C{V2Parser.PREFIX}, C{InvalidProxyHeader}):
@@ -52,6 +56,9 @@ The names, by what relies on them:
   - C{Connection.protocol}, set: L{replace_protocol}, for a PROXY port to
     hand a connection to the echo protocol once its header is read, so that
     the reactor calls the echo (and its fast path) directly.
+  - L{twisted.python.usage.Options}' C{shortOpt} and C{longOpt}, the
+    getopt lists it parses with: L{option_given}, for C{twistd -n echo} to
+    write no pidfile unless C{--pidfile} was given.
 
 Names the hot path reads are bound at import time, and L{send} is itself
 defined here: reading them costs no Python call per echo beyond the ones
@@ -61,6 +68,7 @@ the fast path made before.
 from __future__ import annotations
 
 import errno
+import getopt
 import os
 import signal
 import socket
@@ -84,6 +92,7 @@ from twisted.logger import ILogObserver, Logger
 from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
 from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._v2parser import V2Parser
+from twisted.python import usage
 from twisted.python.failure import Failure
 
 # tcp.Connection: the fast path and the disconnect count.
@@ -461,3 +470,27 @@ def replace_protocol(connection: Connection, protocol: IProtocol) -> None:
         its C{makeConnection} next).
     """
     connection.protocol = protocol
+
+
+# usage.Options: which options were given.
+
+
+def option_given(options: usage.Options, name: str, argv: list[str]) -> bool:
+    """
+    Whether C{argv}, the arguments C{options} parsed, gives the long option
+    C{name} itself (rather than leaving its default), abbreviated or not.
+
+    L{usage.Options} keeps no record of it; this parses C{argv} again with
+    the same getopt lists (C{shortOpt}, C{longOpt}), up to the first
+    argument that is not an option (a subcommand).
+
+    @param options: options that have parsed C{argv}.
+    @param name: the long option's name, without dashes.
+    @param argv: the arguments parsed.
+    @return: whether C{--name} is among them.
+    """
+    try:
+        given, _ = getopt.getopt(argv, options.shortOpt, options.longOpt)
+    except (getopt.GetoptError, AttributeError):
+        return False
+    return any(flag == f"--{name}" for flag, _ in given)

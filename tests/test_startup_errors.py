@@ -67,7 +67,7 @@ def _tcp_in_use(stack: ExitStack, directory: Path) -> Case:
     value = f"tcp:{port}:interface={HOST}"
     return Case(
         ["--port", value],
-        f"--port '{value}:backlog=1024': Address already in use",
+        f"--port '{value}': Address already in use",
         [],
     )
 
@@ -76,7 +76,7 @@ def _unix_missing_directory(stack: ExitStack, directory: Path) -> Case:
     path = directory / "gone" / "echo.sock"
     return Case(
         ["--port", f"unix:{path}"],
-        f"--port 'unix:{path}:backlog=1024': No such file or directory: ",
+        f"--port 'unix:{path}': No such file or directory: ",
         [],
     )
 
@@ -94,7 +94,7 @@ def _unix_unwritable_directory(stack: ExitStack, directory: Path) -> Case:
     path = readonly / "echo.sock"
     return Case(
         ["--port", f"unix:{path}"],
-        f"--port 'unix:{path}:backlog=1024': Permission denied: {readonly}",
+        f"--port 'unix:{path}': Permission denied: {readonly}",
         WITHOUT_OVERRIDE if os.geteuid() == 0 else [],
     )
 
@@ -104,7 +104,7 @@ def _tls_files_missing(stack: ExitStack, directory: Path) -> Case:
     value = f"ssl:0:interface={HOST}:privateKey={key}:certKey={key}"
     return Case(
         ["--port", value],
-        f"--port '{value}:backlog=1024': No such file or directory: {key}",
+        f"--port '{value}': No such file or directory: {key}",
         [],
     )
 
@@ -142,7 +142,7 @@ def _info_in_use(stack: ExitStack, directory: Path) -> Case:
     value = f"tcp:{port}:interface={HOST}"
     return Case(
         ["--port", f"tcp:0:interface={HOST}", "--info", value],
-        f"--info '{value}:backlog=1024': Address already in use",
+        f"--info '{value}': Address already in use",
         [],
     )
 

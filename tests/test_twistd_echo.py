@@ -196,7 +196,7 @@ def test_portInUse(tmp_path: Path) -> None:
     output = (result.stdout + result.stderr).decode()
     assert result.returncode == 1
     assert (
-        f"twistd echo: --port 'tcp:{port}:interface={HOST}:backlog=1024': "
+        f"twistd echo: --port 'tcp:{port}:interface={HOST}': "
         "Address already in use" in output
     )
     assert "Traceback" not in output

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sockets import HOST, TIMEOUT, connect, echo_once, recv_exactly
 from twistd_support import LOOPBACK, TWISTD, Server, twistd_echo
 
-WORKER_STARTED = r"worker \d+: \[-\] EchoFactory starting on"
+WORKER_STARTED = r"worker \d+: \[-\] EchoFactory(?: \(PROXY\))? starting on"
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -280,9 +280,9 @@ def test_daemon(tmp_path: Path) -> None:
 
 #: A C{Shutdown complete} line's counts, as one process logs them.
 SUMMARY = re.compile(
-    r"^(?P<who>.*?)Shutdown complete: (\d+) connections served, (\d+) bytes "
+    r"^(?P<who>.*?)Shutdown complete: (\d+) connections? served, (\d+) bytes? "
     r"echoed, (\d+) refused at the connection limit, (\d+) closed at the "
-    r"shutdown timeout; UDP: (\d+) datagrams echoed, (\d+) dropped$",
+    r"shutdown timeout; UDP: (\d+) datagrams? echoed, (\d+) dropped$",
     re.MULTILINE,
 )
 

@@ -278,6 +278,14 @@ def compare(
                     )
             for storm in options.storms:
                 for server in order:
+                    if server.spec.no_storms:
+                        if round_number == 0:
+                            print(
+                                f"{storm} {server.spec.name}: skipped, "
+                                f"{server.spec.no_storms}",
+                                file=sys.stderr,
+                            )
+                        continue
                     target = Target(host="127.0.0.1", port=server.port)
                     conns = run_conns(
                         target,
@@ -286,6 +294,7 @@ def compare(
                         size=1,
                         server_pid=server.process.pid,
                         executable=executable,
+                        in_flight=options.storm_in_flight,
                     )
                     storms.setdefault((str(storm), server.spec.name), []).append(conns)
                     step(
@@ -376,6 +385,7 @@ def run_connections(
         server_pid=options.server_pid,
         executable=executable,
         progress=progress,
+        in_flight=options.storm_in_flight,
     )
     if options.json:
         document = {
@@ -486,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(document, indent=2))
     else:
         if rows:
-            print(table(rows, baseline))
+            print(table(rows, baseline, options.stream))
             print(f"driver: {driver}")
         if storm_rows:
             if rows:

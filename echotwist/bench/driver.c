@@ -18,14 +18,17 @@
  *     "result ECHOES BYTES CPU WALL", an "error TEXT" line per error (at
  *     most 5, then "errors N"), and "end".
  *
- *   driver conn tcp|unix ADDRESS PORT COUNT RATE SIZE HOLD FILE TIMEOUT
- *     Open COUNT connections without waiting for the server (non-blocking
- *     connect: only the kernel's handshake), back to back when RATE is 0,
- *     else RATE per second; send SIZE bytes on each once connected and wait
- *     for them back.  HOLD 1 keeps every connection open until all are
+ *   driver conn tcp|unix ADDRESS PORT COUNT RATE SIZE HOLD FILE TIMEOUT IN_FLIGHT
+ *     Open COUNT connections without waiting for the server to accept or
+ *     echo (non-blocking connect: only the kernel's handshake), back to back
+ *     when RATE is 0 -- the next as soon as fewer than IN_FLIGHT handshakes
+ *     are under way (1: one at a time, as a loop of blocking connects; 0: no
+ *     limit, all at once) -- else RATE per second; send SIZE bytes on each
+ *     once connected and wait for them back.  HOLD 1 keeps every connection open until all are
  *     done (a storm), HOLD 0 closes each after its echo.  Writes for each
  *     connection three float64s to FILE: seconds from the first connect to
- *     its connect call, to its handshake's end, to its echo (NaN if never).
+ *     its connect call, to its handshake's end, to its echo (NaN if never;
+ *     -1 for the handshake of a UNIX connect refused with a full queue).
  *     Prints "tick CONNECTED ECHOED ERRORS" lines, "done" once every
  *     connection is done (then waits for a line on standard input before it
  *     closes the held ones), then "result STARTED CONNECTED ECHOED CPU
@@ -341,21 +344,25 @@ static void conn_send(struct caller *c) {
 }
 
 static int conn(long total, double rate, long size, int hold, const char *file,
-                double timeout) {
+                double timeout, long in_flight) {
     more_descriptors();
     struct caller *callers = calloc(total, sizeof *callers);
     conn_size = size;
     conn_payload = malloc(size);
     fill(conn_payload, size);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    long started = 0, connected = 0, echoed = 0, finished = 0;
+    long started = 0, connected = 0, echoed = 0, finished = 0, connecting = 0;
     double cpu0 = cpu_seconds(), t0 = now(), next_tick = t0 + TICK, last_progress = t0;
     struct epoll_event events[256];
     while (finished < total) {
         double t = now();
-        /* Start every connection whose time has come (all, back to back,
-           with rate 0), harvesting finished handshakes between them. */
-        while (started < total && (rate <= 0 || t0 + started / rate <= t)) {
+        /* Start every connection whose time has come: at RATE a second, or
+           with rate 0 back to back, as soon as fewer than IN_FLIGHT
+           handshakes are under way (0: no limit), harvesting finished
+           handshakes and echoes between them. */
+        while (started < total &&
+               (rate > 0 ? t0 + started / rate <= t
+                         : (in_flight <= 0 || connecting < in_flight))) {
             struct caller *c = &callers[started++];
             c->echoed = c->connected = NAN;
             c->fd = new_socket(1);
@@ -368,6 +375,9 @@ static int conn(long total, double rate, long size, int hold, const char *file,
             }
             int r = connect(c->fd, (struct sockaddr *)&address, address_length);
             if (r < 0 && errno != EINPROGRESS) {
+                /* A UNIX socket whose listen queue is full refuses at once
+                   (EAGAIN) where TCP would drop the SYN: mark it so. */
+                if (errno == EAGAIN) c->connected = -1.0;
                 error("connect failed: %s", strerror(errno));
                 close(c->fd);
                 c->fd = -1;
@@ -378,6 +388,7 @@ static int conn(long total, double rate, long size, int hold, const char *file,
             struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
             epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->fd, &e);
             c->state = 1;
+            connecting++;
             if (rate <= 0) break; /* harvest, then the next one */
             t = now();
         }
@@ -388,18 +399,19 @@ static int conn(long total, double rate, long size, int hold, const char *file,
             next_tick += TICK;
         }
         int wait_ms = 0;
-        if (started == total || rate > 0) {
+        if (!(started < total && rate <= 0 && (in_flight <= 0 || connecting < in_flight))) {
             double until = next_tick;
-            if (started < total && t0 + started / rate < until) until = t0 + started / rate;
+            if (started < total && rate > 0 && t0 + started / rate < until)
+                until = t0 + started / rate;
             wait_ms = (int)ceil((until - t) * 1000);
             if (wait_ms < 0) wait_ms = 0;
         }
-        if (started < total && rate <= 0) wait_ms = 0;
         int n = epoll_wait(epoll_fd, events, 256, wait_ms);
         double at = now();
         for (int k = 0; k < n; k++) {
             struct caller *c = events[k].data.ptr;
             if (c->state == 1) {
+                connecting--;
                 int problem = 0;
                 socklen_t length = sizeof problem;
                 getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &problem, &length);
@@ -480,16 +492,17 @@ int main(int argc, char **argv) {
         }
         return pingpong(atol(argv[5]), atol(argv[6]), atof(argv[7]), argv[8]);
     }
-    if (argc == 11 && strcmp(argv[1], "conn") == 0) {
+    if (argc == 12 && strcmp(argv[1], "conn") == 0) {
         if (resolve(argv[2], argv[3], argv[4]) < 0) {
             printf("failed cannot resolve %s\n", argv[3]);
             return 1;
         }
         return conn(atol(argv[5]), atof(argv[6]), atol(argv[7]), atoi(argv[8]), argv[9],
-                    atof(argv[10]));
+                    atof(argv[10]), atol(argv[11]));
     }
     fprintf(stderr,
             "usage: driver pingpong tcp|unix ADDRESS PORT CONNECTIONS SIZE DURATION FILE\n"
-            "       driver conn tcp|unix ADDRESS PORT COUNT RATE SIZE HOLD FILE TIMEOUT\n");
+            "       driver conn tcp|unix ADDRESS PORT COUNT RATE SIZE HOLD FILE TIMEOUT "
+            "IN_FLIGHT\n");
     return 2;
 }

@@ -325,15 +325,18 @@ async def _run(
         for p in protocols:
             p.finish()
     deadline = time.perf_counter() + SETTLE_TIMEOUT
+    late = False
     while shared.open and not watch.stalled():
         if time.perf_counter() > deadline:
             shared.errors.append("connections did not finish within the settle time")
+            late = True
             break
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(shared.all_closed), TICK)
     for p in protocols:
         if not p.done:
-            shared.errors.append(NO_ECHO_LINE)
+            if not late:
+                shared.errors.append(NO_ECHO_LINE)
             p.finish()
     result.errors = shared.errors
     return result
@@ -433,16 +436,28 @@ class LoadPool:
         shares = split(job.connections, len(self.pipes))
         busy = [pipe for pipe, n in zip(self.pipes, shares, strict=True) if n]
         for pipe, n in zip(busy, shares, strict=False):
-            pipe.send(Job(job.target, n, job.size, job.duration, job.stream))
-        failures = [line for pipe in busy if (line := pipe.recv())]
+            with contextlib.suppress(OSError):  # a dead worker says so below
+                pipe.send(Job(job.target, n, job.size, job.duration, job.stream))
+        failures = [line for pipe in busy if (line := _ready(pipe))]
         window()
         for pipe in busy:
-            pipe.send(None)
+            with contextlib.suppress(OSError):
+                pipe.send(None)
         index = {pipe: i for i, pipe in enumerate(busy)}
 
+        gone: set[int] = set()
+
         def receive(timeout: float) -> list[tuple[int, object]]:
-            ready = [p for p in busy if p in wait(busy, timeout)]
-            return [(index[p], p.recv()) for p in ready]
+            alive = [p for p in busy if index[p] not in gone]
+            ready = [p for p in alive if p in wait(alive, timeout)]
+            found: list[tuple[int, object]] = []
+            for p in ready:
+                try:
+                    found.append((index[p], p.recv()))
+                except (EOFError, OSError):
+                    gone.add(index[p])
+                    found.append((index[p], WorkerResult(errors=["load worker died"])))
+            return found
 
         return collect(len(busy), receive, job.duration, window, progress), failures
 
@@ -457,6 +472,18 @@ class LoadPool:
             process.join(5)
             if process.is_alive():
                 process.kill()
+
+
+def _ready(pipe: Connection) -> str:
+    """
+    @return: what a worker said once connected: C{""}, or an error line
+        (also when the worker died).
+    """
+    try:
+        line: str = pipe.recv()
+    except (EOFError, OSError):
+        return "load worker died"
+    return line
 
 
 def collect(

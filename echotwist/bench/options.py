@@ -71,6 +71,16 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def count_value(text: str) -> int:
+    """
+    @raise argparse.ArgumentTypeError: unless C{text} is a whole number, 0
+        or more.
+    """
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
+
+
 def duration_value(text: str) -> float:
     """
     @raise argparse.ArgumentTypeError: unless C{text} is seconds > 0.
@@ -285,6 +295,15 @@ def parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         f"connection (--compare: the storm workload, default {DEFAULT_STORM})",
     )
     p.add_argument(
+        "--storm-in-flight",
+        type=count_value,
+        default=1,
+        metavar="K",
+        help="--storm: start the next connect as soon as fewer than K "
+        "handshakes are under way: 1 is a loop of blocking connects, 0 opens "
+        "all at once, a flood no listen queue holds (default: %(default)s)",
+    )
+    p.add_argument(
         "--connect-rate",
         type=rate_value,
         metavar="R",
@@ -329,6 +348,8 @@ def parse(argv: Sequence[str], prog: str = MODULE_PROG) -> argparse.Namespace:
     ]
     if len(special) > 1:
         p.error(f"{' and '.join(special)} can't be used together")
+    if options.storm_in_flight != 1 and not (options.storm or options.compare):
+        p.error("--storm-in-flight is for --storm and --compare")
     if special and options.stream:
         p.error(f"{special[0]} can't be used with --stream")
     if options.stream and options.driver == "native":

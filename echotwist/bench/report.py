@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -105,6 +106,23 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def error_notes(label: str, lines: Sequence[str], count: int) -> list[str]:
+    """
+    @param label: what the errors are of (workload and server).
+    @param lines: the first few error lines.
+    @param count: how many errors there were in all.
+    @return: one note per distinct line, with how often it was among the
+        first few, and the total where more were left out.
+    """
+    notes = [
+        f"{label}: {line}" + (f" (x{n})" if n > 1 else "")
+        for line, n in Counter(lines).items()
+    ]
+    if count > len(lines):
+        notes.append(f"{label}: {count:,} errors in all")
+    return notes
+
+
 def _layout(lines: list[list[str]]) -> list[str]:
     """
     @return: C{lines} (a head, then rows) as fixed-width text, the first two
@@ -169,7 +187,7 @@ def saturation(rows: Sequence[Row]) -> list[str]:
     return textwrap.wrap(line, 100, subsequent_indent="  ")
 
 
-def table(rows: Sequence[Row], baseline: str | None) -> str:
+def table(rows: Sequence[Row], baseline: str | None, stream: bool = False) -> str:
     """
     Lay the rows out as a fixed-width table.
 
@@ -177,6 +195,7 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
     @param baseline: the server the C{ratio} column divides by (server CPU
         per echo, same workload, see L{ratios}), or L{None} for no such
         column.
+    @param stream: the runs streamed: server CPU is per KiB, not per echo.
     @return: the table, with a note under it for each saturated load
         generator and whether the server was saturated.
     """
@@ -190,7 +209,7 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
         "p99 ms",
         "max ms",
         "errors",
-        "srv us/echo",
+        "srv us/KiB" if stream else "srv us/echo",
         "srv %",
         "loadgen %",
     ]
@@ -217,7 +236,7 @@ def table(rows: Sequence[Row], baseline: str | None) -> str:
         if baseline:
             line.append("-" if ratio is None else f"{ratio:.2f}x")
         lines.append(line)
-        notes += [f"{row.workload} {row.server}: {e}" for e in r.error_lines]
+        notes += error_notes(f"{row.workload} {row.server}", r.error_lines, r.errors)
         if r.loadgen_saturated and not r.server_saturated:
             notes.append(
                 f"{row.workload} {row.server}: load generator saturated "
@@ -233,9 +252,12 @@ def describe_conns(result: ConnResult, target: str) -> str:
     """
     r = result
     if r.mode == "storm":
+        how = {None: "", 0: ", all at once", 1: ", one handshake at a time"}.get(
+            r.in_flight, f", {r.in_flight} handshakes at a time"
+        )
         first = (
-            f"storm: {r.connections:,} connections to {target} back to back "
-            f"({r.driver} driver)"
+            f"storm: {r.connections:,} connections to {target} back to back"
+            f"{how} ({r.driver} driver)"
         )
     else:
         first = (
@@ -254,7 +276,12 @@ def describe_conns(result: ConnResult, target: str) -> str:
     ]
     if r.mode != "storm":
         lines.append(f"  accepted and echoed: {r.accepted_per_s:,.0f} connections/s")
-    if r.listen_overflows is None:
+    if target.startswith("unix:"):
+        lines.append(
+            f"  listen-queue overflows during the run: {r.listen_overflows or 0:,} "
+            "(connects a full UNIX socket queue refused at once, EAGAIN)"
+        )
+    elif r.listen_overflows is None:
         lines.append("  listen-queue overflows: not counted (no TCP counters here)")
     else:
         lines.append(
@@ -315,7 +342,7 @@ def storm_table(rows: Sequence[StormRow], baseline: str | None) -> str:
         if baseline:
             line.append("-" if ratio is None else f"{ratio:.2f}x")
         lines.append(line)
-        notes += [f"{row.workload} {row.server}: {e}" for e in r.error_lines]
+        notes += error_notes(f"{row.workload} {row.server}", r.error_lines, r.errors)
     return "\n".join(_layout(lines) + notes)
 
 

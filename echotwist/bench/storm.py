@@ -44,6 +44,10 @@ NETSTAT = "/proc/net/netstat"
 #: A connect that took this long (seconds) waited for a SYN retransmission.
 SLOW_CONNECT = 1.0
 
+#: The handshake time a timeline gives a UNIX connect refused at once
+#: because the listen queue was full (C{EAGAIN}; TCP drops the SYN instead).
+QUEUE_FULL = -1.0
+
 #: Longest a storm may take, in seconds.
 STORM_TIMEOUT = 120.0
 
@@ -161,8 +165,9 @@ class ConnResult:
     @ivar rate: the connections per second asked for (connect-rate).
     @ivar accepted_per_s: connections echoed per second over the run.
     @ivar listen_overflows: the host's C{TcpExtListenOverflows} increase
-        over the run (L{None} where unknown, or for a UNIX socket); it
-        counts every listener on the host, not only this server's.
+        over the run (it counts every listener on the host, not only this
+        server's); for a UNIX socket, the connects refused because its
+        queue was full (L{None} where unknown or none).
     @ivar listen_drops: the same for C{TcpExtListenDrops}.
     @ivar server_us_per_connection: server CPU microseconds per connection
         from the first connect until every connection echoed (accepting,
@@ -174,6 +179,8 @@ class ConnResult:
         saturation share.
     @ivar driver: C{"native"} or C{"python"}.
     @ivar driver_share: the driver's own CPU as a share of a core.
+    @ivar in_flight: for a storm, how many handshakes could be under way at
+        once (1: one at a time; 0: no limit).
     """
 
     mode: str
@@ -200,6 +207,7 @@ class ConnResult:
     server_saturated: bool | None
     driver: str
     driver_share: float
+    in_flight: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """
@@ -231,7 +239,8 @@ def summarize(
     pairs = list(
         zip(timeline.started, timeline.connected, timeline.echoed, strict=True)
     )
-    connects = sorted(c - s for s, c, _ in pairs if not math.isnan(c))
+    connects = sorted(c - s for s, c, _ in pairs if not math.isnan(c) and c >= 0)
+    refused = sum(1 for _, c, _ in pairs if c == QUEUE_FULL)
     latencies = sorted(e - s for s, _, e in pairs if not math.isnan(e))
     echoed = len(latencies)
     ends = [e for _, _, e in pairs if not math.isnan(e)]
@@ -247,7 +256,8 @@ def summarize(
 
     def delta(key: str) -> int | None:
         if net_before is None or net_after is None or key not in net_before:
-            return None
+            # No TCP counters (a UNIX socket): its refusals are the count.
+            return refused or None
         return net_after[key] - net_before[key]
 
     return ConnResult(
@@ -311,10 +321,14 @@ def python_conns(
     timeout: float,
     progress: ConnProgress | None,
     done: Callable[[], object],
+    in_flight: int = 1,
 ) -> Timeline:
     """
-    Open C{count} connections without waiting for the server, back to back
-    (C{rate} 0) or C{rate} a second; echo C{size} bytes on each.
+    Open C{count} connections without waiting for the server to accept or
+    echo: back to back (C{rate} 0), the next as soon as fewer than
+    C{in_flight} handshakes are under way (1: one at a time, as a loop of
+    blocking connects; 0: all at once), or C{rate} a second; echo C{size}
+    bytes on each.
 
     @param hold: keep every connection open until all are done (a storm),
         rather than closing each after its echo.
@@ -331,8 +345,16 @@ def python_conns(
     poller = select.epoll()
     calls: dict[int, _Call] = {}
     held: list[socket.socket] = []
-    started = connected = echoed = finished = 0
+    started = connected = echoed = finished = connecting = 0
     cpu0, t0 = time.process_time(), time.perf_counter()
+
+    def may_start(now: float) -> bool:
+        if started == count:
+            return False
+        if rate > 0:
+            return t0 + started / rate <= now
+        return in_flight <= 0 or connecting < in_flight
+
     next_tick = t0 + TICK
 
     def end(call: _Call, error: str | None) -> None:
@@ -351,7 +373,7 @@ def python_conns(
     try:
         while finished < count:
             now = time.perf_counter()
-            while started < count and (rate <= 0 or t0 + started / rate <= now):
+            while may_start(now):
                 sock = socket.socket(family, socket.SOCK_STREAM)
                 sock.setblocking(False)
                 if family != socket.AF_UNIX:
@@ -361,12 +383,15 @@ def python_conns(
                 call = _Call(started, sock)
                 started += 1
                 if code not in (0, errno.EINPROGRESS):
+                    if code == errno.EAGAIN:
+                        line.connected[call.index] = QUEUE_FULL
                     finished += 1
                     line.errors.append(f"connect failed: {os.strerror(code)}")
                     sock.close()
                     continue
                 calls[sock.fileno()] = call
                 poller.register(sock, select.EPOLLOUT)
+                connecting += 1
                 if rate <= 0:
                     break
             now = time.perf_counter()
@@ -375,15 +400,16 @@ def python_conns(
                     progress(now - t0, connected, echoed, len(line.errors))
                 next_tick += TICK
             wait = 0.0
-            if started == count or rate > 0:
+            if not may_start(now) or rate > 0:
                 until = next_tick
-                if started < count:
+                if started < count and rate > 0:
                     until = min(until, t0 + started / rate)
                 wait = max(0.0, until - now)
             for fd, _ in poller.poll(wait):
                 call = calls[fd]
                 at = time.perf_counter() - t0
                 if call.state == 1:
+                    connecting -= 1
                     problem = call.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     if problem:
                         end(call, f"connect failed: {os.strerror(problem)}")
@@ -442,6 +468,7 @@ def native_conns(
     timeout: float,
     progress: ConnProgress | None,
     done: Callable[[], object],
+    in_flight: int = 1,
 ) -> Timeline:
     """
     L{python_conns} on the native driver.
@@ -464,6 +491,7 @@ def native_conns(
             "1" if hold else "0",
             path,
             repr(float(timeout)),
+            str(in_flight),
         ]
         line = Timeline()
         error_lines: list[str] = []
@@ -512,6 +540,7 @@ def run_conns(
     server_pid: int | None,
     executable: Path | None,
     progress: ConnProgress | None = None,
+    in_flight: int = 1,
 ) -> ConnResult:
     """
     Run a storm (C{rate} 0: C{count} connections back to back, all held
@@ -520,6 +549,8 @@ def run_conns(
     listen-queue counters and the server's CPU time around it.
 
     @param executable: the native driver, or L{None} for the Python one.
+    @param in_flight: for a storm, how many handshakes may be under way at
+        once (0: no limit).
     """
     hold = rate <= 0
     timeout = STORM_TIMEOUT if hold else count / rate + 30.0
@@ -534,14 +565,25 @@ def run_conns(
     before = process_cpu(server_pid)
     if executable is not None:
         line = native_conns(
-            executable, target, count, rate, size, hold, timeout, progress, done
+            executable,
+            target,
+            count,
+            rate,
+            size,
+            hold,
+            timeout,
+            progress,
+            done,
+            in_flight,
         )
     else:
-        line = python_conns(target, count, rate, size, hold, timeout, progress, done)
+        line = python_conns(
+            target, count, rate, size, hold, timeout, progress, done, in_flight
+        )
     if "cpu" not in readings:
         done()
     closed = settled_cpu(server_pid) if server_pid is not None else None
-    return summarize(
+    result = summarize(
         line,
         mode="storm" if hold else "connect-rate",
         rate=None if hold else rate,
@@ -550,3 +592,6 @@ def run_conns(
         net_after=readings["net"],
         server_cpu=(before, readings["cpu"], closed),
     )
+    if hold:
+        result.in_flight = in_flight
+    return result

@@ -37,6 +37,8 @@ class Snapshot:
     @ivar datagrams_dropped: UDP datagrams not echoed.
     @ivar closed_at_shutdown: TCP connections aborted at the shutdown
         timeout (a worker's final report says; 0 until then).
+    @ivar proxy_rejected_total: connections to PROXY echo ports
+        (C{haproxy:}) closed for their header or their peer.
     """
 
     open_connections: int = 0
@@ -46,6 +48,7 @@ class Snapshot:
     datagrams_echoed: int = 0
     datagrams_dropped: int = 0
     closed_at_shutdown: int = 0
+    proxy_rejected_total: int = 0
 
     def __add__(self, other: Snapshot) -> Snapshot:
         """
@@ -99,6 +102,7 @@ def take_snapshot(
         bytes_echoed=factory.bytes_echoed,
         datagrams_echoed=sum(p.datagrams_echoed for p in udp),
         datagrams_dropped=sum(p.datagrams_dropped for p in udp),
+        proxy_rejected_total=factory.proxy_rejected_total,
     )
 
 

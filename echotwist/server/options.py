@@ -18,6 +18,8 @@ from typing import TypeVar
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
+from echotwist._twisted_private import option_given
+from echotwist.ports import PORT_RANGE
 from echotwist.server.endpoints import (
     MAX_PORT,
     ListenerError,
@@ -36,7 +38,7 @@ from echotwist.server.proxy import (
 from echotwist.server.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
 from echotwist.server.udp import DEFAULT_BURST, DEFAULT_RATE
 
-DEFAULT_PORT = "tcp:9000"
+DEFAULT_PORT = "9000"
 DEFAULT_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 
@@ -104,8 +106,9 @@ class Options(usage.Options):
             "udp",
             None,
             None,
-            "Also echo UDP datagrams on this PORT or INTERFACE:PORT (off by "
-            "default; rate-limited per source, never answers ports below 1024).",
+            "Also echo UDP datagrams on this PORT, INTERFACE:PORT or "
+            "[IPV6]:PORT (off by default; rate-limited per source, never "
+            "answers ports below 1024).",
         ],
         [
             "udp-rate",
@@ -170,7 +173,9 @@ class Options(usage.Options):
 
     def opt_port(self, port: str) -> None:
         """
-        Listen on this port or endpoint (default tcp:9000); repeatable.
+        Listen on this PORT (TCP on every IPv6 and IPv4 address), HOST:PORT
+        (127.0.0.1:9000, [::1]:9000) or endpoint (tcp:9000, unix:/tmp/echo.sock);
+        repeatable [default: 9000].
         """
         self["ports"].append(port)
 
@@ -187,6 +192,7 @@ class Options(usage.Options):
             # install_default_reactor.  (Parsed anywhere else, choosing the
             # reactor is left to the program.)
             install_default_reactor()
+            no_default_pidfile(self.parent, sys.argv[1:])
         backlog = _number(int, "backlog", self["backlog"], 1)
         self["backlog"] = backlog
         self["max-connections"] = _number(
@@ -212,16 +218,21 @@ class Options(usage.Options):
         self["proxy-from"] = [str(network) for network in networks]
         if not self["ports"]:
             self["ports"] = [DEFAULT_PORT]
-        self["ports"] = [endpoint_description(p, backlog) for p in self["ports"]]
-        for description in self["ports"]:
-            self._check_listener(check_endpoint, description)
+        typed = self["ports"]
+        self["ports"] = [endpoint_description(p, backlog) for p in typed]
+        #: What was typed for each description, for messages.
+        self["typed"] = dict(zip(self["ports"], typed, strict=True))
+        for description, value in self["typed"].items():
+            self._check_listener(partial(check_endpoint, typed=value), description)
         self["workers"] = parse_workers(self["workers"])
         if self["workers"] > 1:
             check_shareable(self["ports"])
         if self["metrics"] is not None:
             self._check_listener(_check_metrics, self["metrics"])
         if self["info"] is not None:
-            self["info"] = endpoint_description(self["info"], backlog)
+            info = self["info"]
+            self["info"] = endpoint_description(info, backlog)
+            self["typed"][self["info"]] = info
             self._check_listener(partial(check_endpoint, option="info"), self["info"])
 
     def _check_listener(self, check: Callable[[str], None], description: str) -> None:
@@ -264,6 +275,24 @@ def install_default_reactor() -> bool:
     return True
 
 
+def no_default_pidfile(twistd: usage.Options, argv: list[str]) -> bool:
+    """
+    In the foreground (C{twistd -n}), write no pidfile unless C{--pidfile}
+    is given: twistd's default C{twistd.pid} in the working directory
+    refuses a second C{twistd -n echo --port 9001} there ("Another twistd
+    server is running") and is left behind by a start that fails.  A
+    daemon keeps twistd's default: it is how it is found and stopped.
+
+    @param twistd: twistd's own options, parsed from C{argv}.
+    @param argv: twistd's arguments.
+    @return: whether the pidfile was turned off.
+    """
+    if not twistd.get("nodaemon") or option_given(twistd, "pidfile", argv):
+        return False
+    twistd["pidfile"] = ""
+    return True
+
+
 def udp_address(value: str, option: str = "udp") -> tuple[str, int]:
     """
     Parse a C{--udp} (or C{--info-udp}) value.
@@ -277,7 +306,10 @@ def udp_address(value: str, option: str = "udp") -> tuple[str, int]:
     interface = interface.removeprefix("[").removesuffix("]")
     number = port_number(port)
     if number is None or not 0 <= number <= MAX_PORT:
-        raise usage.UsageError(f"--{option} {value!r}: expected [INTERFACE:]PORT")
+        raise usage.UsageError(
+            f"--{option} {value!r}: expected PORT, INTERFACE:PORT or [IPV6]:PORT "
+            f"({PORT_RANGE})"
+        )
     return interface, number
 
 

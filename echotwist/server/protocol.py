@@ -16,10 +16,11 @@ put on an open network, all of them Twisted machinery rather than our own:
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
@@ -42,6 +43,7 @@ from echotwist.server.fastpath import (
     reads_directly,
     send,
 )
+from echotwist.words import counted, were
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -58,12 +60,17 @@ def describe_peer(address: IAddress) -> str:
 
     @param address: the transport's C{getPeer()}.
     @return: C{('127.0.0.1', 57854)} for an IP peer (as the lab's
-        C{Connected by} line shows it), the socket path for a named UNIX
-        peer, and C{repr(address)} for anything else.
+        C{Connected by} line shows it; an IPv4 client of the dual-stack
+        default port, C{::ffff:127.0.0.1} to its IPv6 socket, by its IPv4
+        address), the socket path for a named UNIX peer, and
+        C{repr(address)} for anything else.
     """
     host = getattr(address, "host", None)
     port = getattr(address, "port", None)
     if host is not None and port is not None:
+        if isinstance(host, str) and host.lower().startswith("::ffff:"):
+            with suppress(ValueError):
+                host = str(ipaddress.IPv6Address(host).ipv4_mapped or host)
         return repr((host, port))
     name = getattr(address, "name", "missing")
     if name is None:
@@ -111,6 +118,22 @@ def _tcp_socket(transport: object) -> socket.socket | None:
         if transport is None:
             return None
     return None
+
+
+def _lowest_transport(transport: object) -> ITransport:
+    """
+    Find the transport at the bottom of any protocol wrappers (TLS).
+
+    @param transport: a connected transport.
+    @return: the transport the lowest wrapper writes to (C{transport}
+        itself if it wraps none).
+    """
+    for _ in range(4):  # a wrapper in a wrapper at most, in practice
+        below = getattr(transport, "transport", None)
+        if below is None:
+            break
+        transport = below
+    return cast("ITransport", transport)
 
 
 def keep_urgent_inline(transport: object) -> None:
@@ -206,8 +229,9 @@ class Echo(Protocol, TimeoutMixin):
             self.resetTimeout()
         if self.factory.verbose:
             self.log.info(
-                "Received {size} bytes from {peer}: {chunk}",
+                "Received {size_text} from {peer}: {chunk}",
                 size=len(data),
+                size_text=counted(len(data), "byte"),
                 peer=self.peer,
                 chunk=_truncated_repr(data),
             )
@@ -253,7 +277,10 @@ class Echo(Protocol, TimeoutMixin):
         connection, or abort it if a close could wait forever.
 
         A connection with nothing left to send is closed cleanly, and the
-        timer started again.  One whose echo is not being read (its buffer
+        timer started again; under TLS, our close alert is sent and the TCP
+        connection closed without waiting for the client's (which a client
+        that does not read would never send), so it is freed at this
+        timeout, not the next.  One whose echo is not being read (its buffer
         can't drain: a clean close would wait for it forever, holding the
         connection and its C{max_connections} slot), or one already closing
         (the client half-closed, or it timed out once) that has not finished
@@ -274,6 +301,12 @@ class Echo(Protocol, TimeoutMixin):
         )
         self.setTimeout(timeout)
         self._finish()
+        lowest = _lowest_transport(self.transport)
+        if lowest is not self.transport:
+            # Under TLS a clean close waits for the client's close_notify,
+            # which a client that does not read never sends: close the TCP
+            # connection as soon as ours has gone out.
+            lowest.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
@@ -290,11 +323,13 @@ class Echo(Protocol, TimeoutMixin):
         duration = self.factory.clock.seconds() - self._started
         self.factory.connection_closed(self)
         self.log.info(
-            "Disconnected {peer}: {bytes_in} bytes in, {bytes_out} bytes out, "
+            "Disconnected {peer}: {bytes_in_text} in, {bytes_out_text} out, "
             "{duration:.3f} s ({why})",
             peer=self.peer,
             bytes_in=self.bytes_in,
-            bytes_out=self.bytes_in - self._unsent(),
+            bytes_out=(sent := self.bytes_in - self._unsent()),
+            bytes_in_text=counted(self.bytes_in, "byte"),
+            bytes_out_text=counted(sent, "byte"),
             duration=duration,
             why=reason.getErrorMessage(),
         )
@@ -374,6 +409,9 @@ class EchoFactory(Factory):
     @ivar open_connections: the protocols now connected.
     @ivar connections_total: connections accepted since start.
     @ivar refused_total: connections closed for being over the limit.
+    @ivar proxy_rejected_total: connections to PROXY ports serving this
+        factory closed for their header or their peer
+        (L{echotwist.server.proxy}).
     @ivar bytes_echoed: bytes received (and so echoed) by closed and open
         connections.
     """
@@ -396,6 +434,7 @@ class EchoFactory(Factory):
         self.open_connections: set[Echo] = set()
         self.connections_total = 0
         self.refused_total = 0
+        self.proxy_rejected_total = 0
         self._bytes_closed = 0
         self._refused_since_full = 0
 
@@ -451,8 +490,10 @@ class EchoFactory(Factory):
         self._bytes_closed += protocol.bytes_in
         if self._refused_since_full:
             self.log.warn(
-                "Below the connection limit again; {count} connections were "
+                "Below the connection limit again; {count_text} {were} "
                 "refused while it was reached",
                 count=self._refused_since_full,
+                count_text=counted(self._refused_since_full, "connection"),
+                were=were(self._refused_since_full),
             )
             self._refused_since_full = 0

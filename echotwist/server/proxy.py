@@ -682,6 +682,9 @@ class ProxyHeaderProtocol(Protocol):
         rejections = self.factory.settings.rejections
         assert rejections is not None
         self.factory.rejected_total += 1
+        served = self.factory.wrappedFactory
+        if hasattr(served, "proxy_rejected_total"):
+            served.proxy_rejected_total += 1
         rejections.reject(self.transport.getPeer(), reason)  # type: ignore[union-attr]
 
     def _cancel_timer(self) -> None:

@@ -8,9 +8,12 @@ themselves are L{echotwist.server.options}.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from functools import partial
-from typing import Any
+from typing import IO, Any
 
 from twisted.application import internet
 from twisted.application.service import MultiService
@@ -20,7 +23,12 @@ from twisted.logger import Logger
 from echotwist._twisted_private import report_start_failure
 from echotwist.server.accept_errors import AcceptErrorSummary
 from echotwist.server.counts import Snapshot, local_snapshots, merged_snapshots
-from echotwist.server.endpoints import ListenerError, failure_reason, server_endpoint
+from echotwist.server.endpoints import (
+    ADVICE,
+    ListenerError,
+    failure_reason,
+    server_endpoint,
+)
 from echotwist.server.info import InfoDatagramProtocol, InfoFactory
 from echotwist.server.listeners import NamedEndpoint, listeners
 from echotwist.server.options import Options, make_factory, make_proxy_settings
@@ -42,25 +50,39 @@ class EchoService(MultiService):
     The listeners of one C{twistd echo}.
 
     A port that can't be listened on ends twistd with one line naming the
-    option and the reason rather than a traceback: in the foreground on
-    stderr; daemonised (where L{preflight} missed it) in the log, and
-    through twistd's status pipe to the parent, which shows it in its own
-    C{An error has occurred} frame.
+    option and the value as typed, and the reason, rather than a traceback:
+    in the foreground on the process's own standard error (not twistd's
+    log, which would mark it C{[stderr#error]}), removing the pidfile if
+    one was asked for (twistd removes it only after an C{Exception}, not a
+    C{SystemExit}); daemonised (where L{preflight} missed it) in the log,
+    and through twistd's status pipe to the parent, which shows it in its
+    own C{An error has occurred} frame.
 
     @ivar foreground: whether twistd runs with C{-n}.
+    @ivar typed: what the user typed for each full endpoint description.
+    @ivar stderr: where the foreground's line goes (L{None}: the process's
+        own standard error, C{sys.__stderr__}).
     """
 
     log = Logger()
+    stderr: IO[str] | None = None
 
-    def __init__(self, foreground: bool, twistd_config: Any = None) -> None:
+    def __init__(
+        self,
+        foreground: bool,
+        twistd_config: Any = None,
+        typed: Mapping[str, str] | None = None,
+    ) -> None:
         """
         @param foreground: whether twistd runs with C{-n}.
         @param twistd_config: twistd's own options, if it runs us: a
             daemonising twistd's parent is told of a failure through them.
+        @param typed: what was typed for each description, for the message.
         """
         super().__init__()
         self.foreground = foreground
         self.twistd_config = twistd_config
+        self.typed = dict(typed or {})
 
     def privilegedStartService(self) -> None:
         """
@@ -72,12 +94,17 @@ class EchoService(MultiService):
         try:
             super().privilegedStartService()
         except (ListenerError, CannotListenError) as e:
-            message = f"twistd echo: {e}"
+            message = f"twistd echo: {as_typed(e, self.typed)}"
             if self.foreground:
-                raise SystemExit(message) from None
+                print(message, file=self.stderr or sys.__stderr__, flush=True)
+                pidfile = (self.twistd_config or {}).get("pidfile")
+                if pidfile:
+                    with suppress(OSError):
+                        os.remove(pidfile)
+                raise SystemExit(1) from None
             self.log.error("{line}", line=message)
             if self.twistd_config is not None and report_start_failure(
-                self.twistd_config, str(e)
+                self.twistd_config, without_advice(as_typed(e, self.typed))
             ):
                 raise SystemExit(1) from None
             raise
@@ -96,7 +123,7 @@ def makeService(config: Options) -> MultiService:
     proxy = make_proxy_settings(config, reactor)
     twistd_options = config.parent
     daemon = twistd_options is not None and not twistd_options.get("nodaemon", True)
-    service = EchoService(foreground=not daemon, twistd_config=twistd_options)
+    service = EchoService(not daemon, twistd_options, config["typed"])
     sources: Callable[[], Mapping[str, Snapshot]]
     udp = None
     if config["udp"] is not None:
@@ -138,7 +165,9 @@ def makeService(config: Options) -> MultiService:
         pool.setServiceParent(serving)
     else:
         ports = (
-            NamedEndpoint(server_endpoint(reactor, d, proxy), "port", d)
+            NamedEndpoint(
+                server_endpoint(reactor, d, proxy), "port", config["typed"][d]
+            )
             for d in config["ports"]
         )
         for listener in listeners(ports, factory, reactor, summary=summary):
@@ -218,4 +247,28 @@ def preflight(config: Options) -> None:
             interface, port = config["info-udp"]
             check_udp(interface, port, "info-udp")
     except ListenerError as e:
-        raise SystemExit(f"twistd echo: {e}") from None
+        raise SystemExit(f"twistd echo: {as_typed(e, config['typed'])}") from None
+
+
+def without_advice(line: str) -> str:
+    """
+    @param line: a listener's failure, as L{as_typed} says it.
+    @return: C{line} without the advice L{failure_reason} adds, for twistd's
+        status pipe, which shows only 98 bytes (the log has it all).
+    """
+    for advice in ADVICE.values():
+        line = line.replace(f": {advice}", "")
+    return line
+
+
+def as_typed(error: Exception, typed: Mapping[str, str]) -> str:
+    """
+    @param error: why a listener failed.
+    @param typed: what was typed for each full endpoint description.
+    @return: C{error}'s message, naming the value as typed rather than the
+        full description (no C{backlog=} the user never typed).
+    """
+    if isinstance(error, ListenerError) and error.description in typed:
+        value = typed[error.description]
+        return str(ListenerError(error.option, value, error.reason))
+    return str(error)

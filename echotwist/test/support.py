@@ -9,14 +9,17 @@ from collections.abc import Sequence
 
 from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IHostnameResolver,
     IHostResolution,
     IOpenSSLContextFactory,
+    IProtocol,
     IResolutionReceiver,
 )
 from twisted.internet.testing import StringTransport
 from twisted.logger import ILogObserver, Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from echotwist.server.options import Options
@@ -149,6 +152,61 @@ class LoopbackResolver:
         resolutionReceiver.addressResolved(IPv4Address("TCP", "127.0.0.1", portNumber))
         resolutionReceiver.resolutionComplete()
         return resolution
+
+
+class ClosingTransport(StringTransport):
+    """
+    A L{StringTransport} that, like a real one, tells its protocol the
+    connection is lost once it is closed or aborted (once, at once).
+
+    @ivar half_closed: whether L{loseWriteConnection} was called.
+    @ivar protocol: the protocol to tell; set it before closing.
+    """
+
+    protocol: IProtocol | None = None
+    half_closed = False
+
+    def loseConnection(self) -> None:
+        """
+        Close, and tell the protocol the connection is done.
+        """
+        super().loseConnection()
+        self._lost(ConnectionDone())
+
+    def abortConnection(self) -> None:
+        """
+        Abort, and tell the protocol the connection is lost.
+        """
+        super().abortConnection()
+        self._lost(ConnectionLost())
+
+    def _lost(self, reason: Exception) -> None:
+        """
+        Call C{connectionLost} once.
+        """
+        if self.connected and self.protocol is not None:
+            self.connected = False
+            self.protocol.connectionLost(Failure(reason))
+
+
+class HalfClosingTransport(ClosingTransport):
+    """
+    A L{ClosingTransport} that can also shut its sending side, as TCP and
+    UNIX transports can.
+    """
+
+    def loseWriteConnection(self) -> None:
+        """
+        Shut the sending side: the connection stays open until the peer
+        closes (L{serverClosed}) or it is aborted.
+        """
+        self.half_closed = True
+
+    def serverClosed(self) -> None:
+        """
+        The peer closed its side too: the connection is done.
+        """
+        self._lost(ConnectionDone())
 
 
 def proxy_v2_header(

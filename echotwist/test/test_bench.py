@@ -9,9 +9,12 @@ import asyncio
 import io
 import json
 import math
+import multiprocessing
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -37,7 +40,14 @@ from echotwist.bench.load import (
 )
 from echotwist.bench.native import NativeUnavailable
 from echotwist.bench.options import Storm, Workload, parse, parser, program_name
-from echotwist.bench.report import Row, describe_conns, plot, ratios, table
+from echotwist.bench.report import (
+    Row,
+    describe_conns,
+    error_notes,
+    plot,
+    ratios,
+    table,
+)
 from echotwist.bench.servers import Running, ServerSpec
 from echotwist.bench.stats import (
     RunResult,
@@ -993,3 +1003,129 @@ class PlotTests(SynchronousTestCase):
             plot(rows, path, "a title " * 40, streaming)
             with open(path, "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+
+class UnixStormTests(SynchronousTestCase):
+    """
+    A storm against a UNIX socket whose listen queue fills.
+    """
+
+    def test_refusalsAreOverflows(self) -> None:
+        """
+        A full UNIX socket queue refuses connects at once (C{EAGAIN}, where
+        TCP drops the SYN): the Python driver marks them, and they are the
+        storm's listen-queue overflows.
+        """
+        folder = tempfile.mkdtemp(prefix="bench-")
+        self.addCleanup(shutil.rmtree, folder)
+        path = os.path.join(folder, "s")
+        listener = socket.socket(socket.AF_UNIX)
+        self.addCleanup(listener.close)
+        listener.bind(path)
+        listener.listen(1)
+        line = storm.python_conns(
+            Target(path=path), 20, 0, 1, True, 0.5, None, lambda: None
+        )
+        refused = line.connected.count(storm.QUEUE_FULL)
+        self.assertGreater(refused, 10)
+        result = storm.summarize(
+            line,
+            mode="storm",
+            rate=None,
+            driver="python",
+            net_before=None,
+            net_after=None,
+            server_cpu=(None, None, None),
+        )
+        self.assertEqual(result.listen_overflows, refused)
+        self.assertEqual(result.connected, 20 - refused)
+        self.assertIn("not done within 0.5 s", line.errors[-1])
+
+
+class ErrorNotesTests(SynchronousTestCase):
+    """
+    Tests for L{error_notes}.
+    """
+
+    def test_grouped(self) -> None:
+        """
+        Repeated lines are shown once with their count, and the total is
+        given where lines were left out.
+        """
+        self.assertEqual(
+            error_notes("1x64 s", ["no echo"] * 4 + ["closed"], 10),
+            ["1x64 s: no echo (x4)", "1x64 s: closed", "1x64 s: 10 errors in all"],
+        )
+        self.assertEqual(error_notes("w s", ["closed"], 1), ["w s: closed"])
+
+
+class InFlightTests(SynchronousTestCase):
+    """
+    Tests for how many handshakes a storm has under way at once.
+    """
+
+    def started(self, in_flight: int) -> int:
+        """
+        @return: how many of 20 connects the Python driver started within
+            half a second against a listener whose queue holds one and that
+            never accepts (further SYNs are dropped, their connects wait).
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        target = Target(host="127.0.0.1", port=listener.getsockname()[1])
+        line = storm.python_conns(
+            target, 20, 0, 1, True, 0.5, None, lambda: None, in_flight
+        )
+        return sum(1 for s in line.started if not math.isnan(s))
+
+    def test_oneAtATime(self) -> None:
+        """
+        With one in flight, the next connect waits for the handshake before
+        it: a dropped SYN holds the storm up, as a blocking connect would.
+        """
+        self.assertLess(self.started(1), 10)
+
+    def test_allAtOnce(self) -> None:
+        """
+        With no limit, every connect is started at once.
+        """
+        self.assertEqual(self.started(0), 20)
+
+    def test_option(self) -> None:
+        """
+        C{--storm-in-flight} defaults to 1, and is only for storms.
+        """
+        self.assertEqual(
+            parse(["--connect", "tcp:h:1", "--storm", "5"]).storm_in_flight, 1
+        )
+        options = parse(["--compare", "--storm-in-flight", "0"])
+        self.assertEqual(options.storm_in_flight, 0)
+        err = io.StringIO()
+        with redirect_stderr(err), self.assertRaises(SystemExit):
+            parse(["--connect", "tcp:h:1", "--storm-in-flight", "0"])
+        self.assertIn("--storm-in-flight is for --storm", err.getvalue())
+
+
+class DeadWorkerTests(SynchronousTestCase):
+    """
+    A load worker process that dies mid-run.
+    """
+
+    def test_reportedNotRaised(self) -> None:
+        """
+        The run ends with an error line for the dead worker, not an
+        L{EOFError}.
+        """
+        parent, child = multiprocessing.Pipe()
+        self.addCleanup(parent.close)
+        pool = object.__new__(load.LoadPool)
+        pool.pipes = [parent]
+        pool.processes = []
+        child.send("")  # the worker connected, then died
+        child.close()
+        job = Job(Target("127.0.0.1", 9), 1, 64, 60.0, False)
+        results, failures = pool.run(job, lambda: None)
+        self.assertEqual(failures, [])
+        self.assertEqual([r.errors for r in results], [["load worker died"]])

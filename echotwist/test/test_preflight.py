@@ -5,6 +5,7 @@ L{echotwist.server.endpoints}.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import tempfile
@@ -13,8 +14,11 @@ from twisted.internet.error import CannotListenError
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.server.endpoints import ListenerError, failure_reason
+from echotwist.server.endpoints import ADVICE, ListenerError, failure_reason
 from echotwist.server.preflight import check_stream, check_udp, fields, udp_value
+
+#: What would work, after a port in use.
+IN_USE = ADVICE[errno.EADDRINUSE]
 
 
 class FailureReasonTests(SynchronousTestCase):
@@ -37,7 +41,7 @@ class FailureReasonTests(SynchronousTestCase):
         A L{CannotListenError} is said by its socket error.
         """
         error = CannotListenError("", 9, OSError(98, "Address already in use"))
-        self.assertEqual(failure_reason(error), "Address already in use")
+        self.assertEqual(failure_reason(error), f"Address already in use: {IN_USE}")
 
     def test_other(self) -> None:
         """
@@ -85,7 +89,9 @@ class CheckTests(SynchronousTestCase):
             port = taken.getsockname()[1]
             description = f"tcp:{port}:interface=127.0.0.1"
             error = self.assertRaises(ListenerError, check_stream, description)
-        self.assertEqual(str(error), f"--port {description!r}: Address already in use")
+        self.assertEqual(
+            str(error), f"--port {description!r}: Address already in use: {IN_USE}"
+        )
 
     def test_tcpFree(self) -> None:
         """
@@ -108,7 +114,7 @@ class CheckTests(SynchronousTestCase):
             port = taken.getsockname()[1]
             error = self.assertRaises(ListenerError, check_udp, "127.0.0.1", port)
         self.assertEqual(
-            str(error), f"--udp '127.0.0.1:{port}': Address already in use"
+            str(error), f"--udp '127.0.0.1:{port}': Address already in use: {IN_USE}"
         )
 
     def test_udpValue(self) -> None:

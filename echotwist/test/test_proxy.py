@@ -21,6 +21,7 @@ from twisted.logger import LogEvent, capturedLogs, formatEvent
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
+from echotwist.server.counts import take_snapshot
 from echotwist.server.endpoints import (
     endpoint_description,
     inner_description,
@@ -568,12 +569,14 @@ class ProxyProtocolTests(SynchronousTestCase):
 
     def test_rejectionCounted(self) -> None:
         """
-        Each factory counts the connections it closed, and the shared log
-        its total.
+        Each factory counts the connections it closed, as does the echo
+        factory it serves (for the metrics), and the shared log its total.
         """
         self.rejected(b"nope")
         self.rejected(b"nope")
         self.assertEqual(self.factory.rejected_total, 2)
+        self.assertEqual(self.echo.proxy_rejected_total, 2)
+        self.assertEqual(take_snapshot(self.echo).proxy_rejected_total, 2)
         assert self.settings.rejections is not None
         self.assertEqual(self.settings.rejections.total, 2)
 
@@ -809,7 +812,7 @@ class EndpointTests(SynchronousTestCase):
             "haproxy:tcp:9000:backlog=5",
         )
         self.assertEqual(
-            endpoint_description("haproxy:9000", 5), "haproxy:tcp:9000:backlog=5"
+            endpoint_description("haproxy:9000", 5, False), "haproxy:tcp:9000:backlog=5"
         )
 
     def test_serverEndpoint(self) -> None:

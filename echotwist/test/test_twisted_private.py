@@ -33,7 +33,7 @@ from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, LogEvent, capturedLogs
 from twisted.python.failure import Failure
 from twisted.scripts import twistd
@@ -583,6 +583,39 @@ class ServiceCanaryTests(SynchronousTestCase):
         )
 
 
+class OptionsCanaryTests(SynchronousTestCase):
+    """
+    Canaries for L{usage.Options}' getopt lists.
+    """
+
+    def test_optionGiven(self) -> None:
+        """
+        L{private.option_given} tells an option given, in full, abbreviated
+        or as C{--name=value}, from its default, and stops at the subcommand.
+        """
+        from twisted.scripts._twistd_unix import ServerOptions
+
+        options = ServerOptions()
+        options.parseOptions(["-n", "--logfile=-", "web"])
+        seen = [
+            private.option_given(options, "pidfile", argv)
+            for argv in (
+                ["-n", "--pidfile", "x.pid", "echo"],
+                ["-n", "--pidfile=", "echo"],
+                ["-n", "--pidf=x.pid", "echo"],
+                ["-n", "echo"],
+                ["-n", "echo", "--pidfile=x.pid"],
+            )
+        ]
+        canary(
+            self,
+            seen == [True, True, True, False, False],
+            "usage.Options.shortOpt/longOpt",
+            "echotwist.server.options (twistd -n echo writes no pidfile "
+            "unless --pidfile is given)",
+        )
+
+
 class SignalCanaryTests(SynchronousTestCase):
     """
     Canaries for the order in which the reactor and twistd handle signals.
@@ -830,3 +863,55 @@ class ReplaceProtocolCanaryTests(SynchronousTestCase):
         )
         connection.connectionLost(Failure(ConnectionDone()))
         canary(self, second.lost, "tcp.Connection.protocol", self.dependent)
+
+
+class RequestBodyCanaryTests(SynchronousTestCase):
+    """
+    Canaries for the order in which L{twisted.web.http.HTTPChannel} hands a
+    request its body, which L{echotwist.server.metrics.MetricsRequest}
+    relies on to refuse a body before reading it (C{gotLength} is marked
+    "not intended for users").
+    """
+
+    def test_gotLengthBeforeBody(self) -> None:
+        """
+        C{gotLength} is called once the headers are read, with the
+        C{Content-Length} or L{None} for a chunked body, before any
+        C{handleContentChunk}; C{requestReceived} once the body is whole.
+        """
+        from twisted.web.http import HTTPChannel, Request
+
+        calls: list[object] = []
+
+        class Recording(Request):
+            def gotLength(self, length: int | None) -> None:
+                calls.append(("gotLength", length))
+                super().gotLength(length)
+
+            def handleContentChunk(self, data: bytes) -> None:
+                calls.append("chunk")
+                super().handleContentChunk(data)
+
+            def requestReceived(
+                self, command: bytes, path: bytes, version: bytes
+            ) -> None:
+                calls.append("received")
+
+        seen: list[object] = []
+        for head in [b"Content-Length: 3", b"Transfer-Encoding: chunked"]:
+            calls.clear()
+            channel = HTTPChannel()
+            channel.requestFactory = Recording
+            channel.makeConnection(StringTransport())
+            body = b"abc" if b"Length" in head else b"3\r\nabc\r\n0\r\n\r\n"
+            channel.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n\r\n")
+            seen.append(list(calls))
+            channel.dataReceived(body)
+            seen.append(calls[-1])
+        canary(
+            self,
+            seen == [[("gotLength", 3)], "received", [("gotLength", None)], "received"],
+            "HTTPChannel's calls of Request.gotLength and handleContentChunk",
+            "echotwist.server.metrics.MetricsRequest (a metrics request's body "
+            "must be refused before it is read)",
+        )

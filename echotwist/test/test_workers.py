@@ -29,6 +29,7 @@ from echotwist.server.counts import Snapshot
 from echotwist.server.endpoints import ListenerError
 from echotwist.server.options import Options, parse_workers
 from echotwist.server.protocol import EchoFactory
+from echotwist.server.proxy import ProxyFactory
 from echotwist.test.support import FakePort
 
 #: A short time, exact in binary so that clock sums are exact too.
@@ -702,3 +703,72 @@ class StartWorkerTests(SynchronousTestCase):
             error.code,
             "can't listen on the inherited sockets: [Errno 9] Bad file descriptor",
         )
+
+
+class _RecordingReactor(AdoptingReactor):
+    """
+    An L{AdoptingReactor} that records the factory each port is adopted
+    with.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.factories: list[Factory] = []
+
+    def adoptStreamPort(
+        self, fileno: int, addressFamily: socket.AddressFamily, factory: Factory
+    ) -> FakePort:
+        self.factories.append(factory)
+        return super().adoptStreamPort(fileno, addressFamily, factory)
+
+
+class ProxyWorkerTests(SynchronousTestCase):
+    """
+    C{--workers} with PROXY protocol ports (C{haproxy:...}).
+    """
+
+    def test_spawnMarksProxyPorts(self) -> None:
+        """
+        The parent listens on a C{haproxy:} port's inner socket and tells
+        each worker that its connections start with a header.
+        """
+        reactor = FakeReactor()
+        pool = workers.WorkerPool(
+            reactor, ["haproxy:tcp:0", "tcp:0"], 1, [], EchoFactory(reactor)
+        )
+        pool.privilegedStartService()
+        for port in reactor.ports:
+            self.addCleanup(port.stopListening)
+        pool.startService()
+        [(_, process)] = reactor.processes
+        self.assertIn("3:AF_INET:haproxy", process.args)
+        self.assertIn("4:AF_INET", process.args)
+
+    def test_workerWrapsProxyPorts(self) -> None:
+        """
+        A worker reads PROXY headers on the sockets marked so, with the
+        C{--proxy-from} networks the parent passed on.
+        """
+        options = Options()
+        options.parseOptions(["--proxy-from", "10.0.0.0/8", "--workers", "2"])
+        args = workers.worker_args(options)
+        self.assertIn("--proxy-from", args)
+        self.assertNotIn("--info", args)
+        reactor = _RecordingReactor()
+        first, second = socket.socket().detach(), socket.socket().detach()
+        factory = workers.start_worker(
+            reactor,
+            "--fd",
+            f"{first}:AF_INET:haproxy",
+            "--fd",
+            f"{second}:AF_INET",
+            "--",
+            *args,
+        )
+        for _, _, port in reactor.adopted:
+            self.addCleanup(port.stopListening)
+        proxied, plain = reactor.factories
+        assert isinstance(proxied, ProxyFactory)
+        self.assertIs(proxied.wrappedFactory, factory)
+        self.assertEqual([str(n) for n in proxied.settings.trusted], ["10.0.0.0/8"])
+        self.assertIs(plain, factory)
