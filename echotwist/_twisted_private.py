@@ -33,9 +33,32 @@ The names, by what relies on them:
     listener.
   - C{tcp.Port.socket} and endpoints that listen synchronously:
     L{listening_socket} and L{listen_now}, for C{--workers} to hand its
-    sockets to the workers.
+    sockets to the workers; C{tcp.Port._shouldShutdown}:
+    L{close_without_shutdown}, so that the parent closing its ports does
+    not stop the workers' (still accepting) sockets under them.
   - The order in which a reactor and twistd handle signals:
-    L{replace_sigterm_handler}, for the graceful shutdown's exit status 0.
+    L{replace_sigterm_handler}, for the graceful shutdown's exit status 0,
+    and L{wrap_signal_handler}, so that a second SIGINT is harmless.
+  - twistd's C{statusPipe} option and what its daemonising parent reads
+    from it: L{report_start_failure}, so that a listener that fails after
+    the fork is one line, not a traceback.
+  - When L{twisted.web.http.HTTPChannel} calls a request's C{gotLength}
+    ("not intended for users"): before any of the body, with L{None} for a
+    chunked one.  L{echotwist.server.metrics.MetricsRequest} overrides it
+    to refuse a body unread; nothing is read here, only the canary checks.
+  - L{twisted.protocols.haproxy}'s parsers (its private C{_v1parser},
+    C{_v2parser} and C{_exceptions} modules: C{V1Parser.parse},
+    C{V2Parser.parse}, C{V2Parser.PREFIX}, C{InvalidProxyHeader}):
+    L{parse_proxy_v1}, L{parse_proxy_v2}, L{PROXY_V2_SIGNATURE} and
+    L{ProxyHeaderError}, for L{echotwist.server.proxy}, which frames the
+    header itself (Twisted's wrapper closes a connection whose first read is
+    shorter than a header's start, and has no time limit).
+  - C{Connection.protocol}, set: L{replace_protocol}, for a PROXY port to
+    hand a connection to the echo protocol once its header is read, so that
+    the reactor calls the echo (and its fast path) directly.
+  - L{twisted.python.usage.Options}' C{shortOpt} and C{longOpt}, the
+    getopt lists it parses with: L{option_given}, for C{twistd -n echo} to
+    write no pidfile unless C{--pidfile} was given.
 
 Names the hot path reads are bound at import time, and L{send} is itself
 defined here: reading them costs no Python call per echo beyond the ones
@@ -45,22 +68,31 @@ the fast path made before.
 from __future__ import annotations
 
 import errno
+import getopt
+import os
 import signal
 import socket
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.interfaces import (
+    IAddress,
     IListeningPort,
+    IProtocol,
     IProtocolFactory,
     IReactorCore,
     IStreamServerEndpoint,
 )
 from twisted.internet.tcp import Connection
 from twisted.logger import ILogObserver, Logger
+from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
+from twisted.protocols.haproxy._v1parser import V1Parser
+from twisted.protocols.haproxy._v2parser import V2Parser
+from twisted.python import usage
 from twisted.python.failure import Failure
 
 # tcp.Connection: the fast path and the disconnect count.
@@ -244,6 +276,19 @@ def listening_socket(port: IListeningPort) -> socket.socket:
     return cast(socket.socket, port.socket)  # type: ignore[attr-defined]
 
 
+def close_without_shutdown(port: IListeningPort) -> None:
+    """
+    Make C{port}'s C{stopListening} close only this process's descriptor
+    of its socket, without C{shutdown()}, which would stop the socket
+    listening in every process that holds it (a worker still accepting on
+    it would then fail in C{accept()}, with a traceback).  Twisted's ports
+    do so for an adopted socket (C{_shouldShutdown}).
+
+    @param port: a port a TCP, TCP6 or UNIX endpoint listened on.
+    """
+    port._shouldShutdown = False  # type: ignore[attr-defined]
+
+
 def listen_now(
     endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str
 ) -> IListeningPort:
@@ -303,3 +348,149 @@ def replace_sigterm_handler(
     @param handler: the new handler, as for L{signal.signal}.
     """
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, handler)
+
+
+# twistd's daemonisation: a start-up failure after the fork.
+
+#: How many bytes of a start-up failure a daemonising twistd's waiting
+#: parent reads from the status pipe, the first two of which it drops.
+STATUS_PIPE_READ = 100
+
+
+def report_start_failure(twistd_config: Any, message: str) -> bool:
+    """
+    Tell the waiting parent of a daemonising twistd that the start failed,
+    with C{message}, as twistd's own C{postApplication} does for an
+    exception (its undocumented C{statusPipe} option: C{"1 "} and the
+    message, of which the parent shows 98 bytes), and remove the pid file
+    as it would; the caller then exits without a traceback.
+
+    @param twistd_config: twistd's options (C{ServerOptions}).
+    @param message: one line.
+    @return: whether there was a status pipe to write to.
+    """
+    pipe = twistd_config.get("statusPipe")
+    if pipe is None:
+        return False
+    data = message.encode("utf-8", "backslashreplace")[: STATUS_PIPE_READ - 2]
+    try:
+        os.write(pipe, b"1 " + data)
+    finally:
+        os.close(pipe)
+        twistd_config["statusPipe"] = None
+    pidfile = twistd_config.get("pidfile")
+    if pidfile:
+        with suppress(OSError):
+            os.remove(pidfile)
+    return True
+
+
+def wrap_signal_handler(
+    reactor: IReactorCore,
+    signum: int,
+    wrap: Callable[[Callable[[int, Any], object]], Callable[[int, Any], None]],
+) -> None:
+    """
+    Once the reactor runs, replace the handler of C{signum} (the reactor's
+    own, installed as it starts) by C{wrap(handler)}; a signal that is
+    ignored or left to its default action is left alone.
+
+    @param reactor: the reactor.
+    @param signum: the signal.
+    @param wrap: called with the handler in place, returns its replacement.
+    """
+
+    def install() -> None:
+        previous = signal.getsignal(signum)
+        if callable(previous):
+            signal.signal(signum, wrap(previous))
+
+    reactor.callWhenRunning(install)
+
+
+# twisted.protocols.haproxy: the PROXY header's parsers.
+
+#: The twelve bytes that start a PROXY protocol v2 header.
+PROXY_V2_SIGNATURE: bytes = V2Parser.PREFIX
+
+#: What Twisted's parsers raise for a header they can't read (some malformed
+#: headers raise C{ValueError}, C{KeyError} or C{struct.error} instead).
+ProxyHeaderError = InvalidProxyHeader
+
+
+def parse_proxy_v1(line: bytes) -> tuple[IAddress | None, IAddress | None]:
+    """
+    @param line: a whole PROXY v1 header line, without its CRLF.
+    @return: the source and destination addresses it names (L{None} for
+        C{UNKNOWN}).
+    @raise ProxyHeaderError: or another exception, if it is not one.
+    """
+    info = V1Parser.parse(line)
+    return info.source, info.destination
+
+
+def parse_proxy_v2(header: bytes) -> tuple[IAddress | None, IAddress | None]:
+    """
+    @param header: a whole PROXY v2 header (its 16 bytes, then as many as
+        its length field says).
+    @return: the source and destination addresses it names (L{None} for a
+        C{LOCAL} command or an unspecified family).
+    @raise ProxyHeaderError: or another exception, if it is not one.
+    """
+    info = V2Parser.parse(header)
+    return info.source, info.destination
+
+
+# Connection.protocol: handing a connection on after its PROXY header.
+
+
+def can_replace_protocol(transport: object, current: IProtocol) -> bool:
+    """
+    @param transport: a connected transport.
+    @param current: the protocol now connected to it.
+    @return: whether it is a TCP or UNIX connection (with no TLS started)
+        delivering to C{current}, whose protocol L{replace_protocol} can
+        change.
+    """
+    return (
+        isinstance(transport, Connection)
+        and not transport.TLS
+        and transport.protocol is current
+    )
+
+
+def replace_protocol(connection: Connection, protocol: IProtocol) -> None:
+    """
+    Have C{connection} deliver everything from now on (data, half-close,
+    loss) to C{protocol} instead of its current protocol: it looks its
+    C{protocol} up at each event.
+
+    @param connection: a connection L{can_replace_protocol} accepted.
+    @param protocol: the new protocol, not yet connected (the caller calls
+        its C{makeConnection} next).
+    """
+    connection.protocol = protocol
+
+
+# usage.Options: which options were given.
+
+
+def option_given(options: usage.Options, name: str, argv: list[str]) -> bool:
+    """
+    Whether C{argv}, the arguments C{options} parsed, gives the long option
+    C{name} itself (rather than leaving its default), abbreviated or not.
+
+    L{usage.Options} keeps no record of it; this parses C{argv} again with
+    the same getopt lists (C{shortOpt}, C{longOpt}), up to the first
+    argument that is not an option (a subcommand).
+
+    @param options: options that have parsed C{argv}.
+    @param name: the long option's name, without dashes.
+    @param argv: the arguments parsed.
+    @return: whether C{--name} is among them.
+    """
+    try:
+        given, _ = getopt.getopt(argv, options.shortOpt, options.longOpt)
+    except (getopt.GetoptError, AttributeError):
+        return False
+    return any(flag == f"--{name}" for flag, _ in given)

@@ -15,6 +15,7 @@ shown under a C{$ } command must each be in its output.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -56,10 +57,14 @@ PROGRAMS = (
     "socat",
 )
 #: The ports the pages use, each swapped for a free one.
-PORTS = ("9000", "9443", "9007", "10000", "7")
+PORTS = ("9000", "9001", "9443", "9007", "10000", "7")
 #: A port: after C{--port }, C{:}, C{=} (C{port=9000}) or C{port } (the
 #: reference client's C{connecting to localhost port 10000}).
-PORT = re.compile(r"(?:(?<=--port )|(?<=[:=])|(?<=port ))(" + "|".join(PORTS) + r")\b")
+PORT = re.compile(
+    r"(?:(?<=--port )|(?<=--info )|(?<=--info-udp )|(?<=[:=])|(?<=port ))("
+    + "|".join(PORTS)
+    + r")\b"
+)
 PATHS = re.compile(r"/(?:run|tmp)/(echo\.sock)")
 
 
@@ -142,9 +147,22 @@ class Server:
 
     @ivar stop_signal: what stops it (SIGINT is Ctrl-C, as the reference
         servers document).
+    @ivar header: sent first on each port it names (a PROXY header, for
+        C{haproxy:} ports).
+    @ivar info: the page ports that are info ports (C{--info}): checked to
+        answer with a JSON line rather than to echo.
+    @ivar listen_only: only check that it listens (its C{--proxy-from}
+        shuts this machine out).
     """
 
     stop_signal: int = signal.SIGTERM
+    header: bytes = b""
+    info: tuple[str, ...] = ()
+    listen_only: bool = False
+
+
+#: The PROXY header the checks of C{haproxy:} ports send.
+PROXY_HEADER = b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 9000\r\n"
 
 
 @dataclass(frozen=True)
@@ -193,6 +211,7 @@ HOW: dict[str, Server | Client | NotRun] = {
     "trial echotwist && pytest": SET_UP,
     "twistd -n echo --port 9000": Server(),
     "twistd -n echo --port 9000 --port unix:/tmp/echo.sock": Server(),
+    "twistd -n echo --port 127.0.0.1:9000 --port '[::1]:9000'": Server(),
     "twistd -n echo --port tcp:9000:interface=127.0.0.1 "
     "--port 'tcp6:9000:interface=\\:\\:1'": Server(),
     "twistd -n echo --port unix:/run/echo.sock": Server(),
@@ -231,6 +250,17 @@ HOW: dict[str, Server | Client | NotRun] = {
     "--duration 5": Client(),
     "python -m echotwist.bench --connect tcp:127.0.0.1:9000 --burst 10000 "
     "--server-pid $!": Client(),
+    "python -m echotwist.bench --connect tcp:127.0.0.1:9000 --connections 100 "
+    "--size 1K --duration 5 --driver native --server-pid $!": Client(),
+    "python -m echotwist.bench --connect tcp:127.0.0.1:9000 --storm 10000 "
+    "--server-pid $!": Client(),
+    "python -m echotwist.bench --connect tcp:127.0.0.1:9000 --connect-rate 1000 "
+    "--duration 5 --server-pid $!": Client(),
+    "python -m echotwist.bench --compare --workloads 100x1K,1000x1K,storm:10000 "
+    "--servers echotwist,uvloop --duration 3 --rounds 3": NotRun(
+        "starts its own servers and takes about a minute; tests/test_bench.py"
+        " runs a short --compare with a storm"
+    ),
     "python -m echotwist.bench --compare --duration 2 --rounds 5 --plot "
     "docs/bench.png": NotRun(
         "takes about 10 minutes and rewrites docs/bench.png; tests/test_bench.py"
@@ -242,6 +272,25 @@ HOW: dict[str, Server | Client | NotRun] = {
     "--seconds 5": Client(in_checkout=True),
     'python -m echotwist.reference.client --port 10000 "Demo Message"': Client(
         b"Received b'Demo Message'\n"
+    ),
+    "twistd -n echo --port haproxy:tcp:9000 --info haproxy:tcp:9001 "
+    "--proxy-from 127.0.0.1/32": Server(header=PROXY_HEADER, info=("9001",)),
+    "twistd -n echo --port haproxy:ssl:9443:privateKey=key.pem:certKey=cert.pem": (
+        Server()
+    ),
+    "twistd -n echo --port 9000 --info 9001 --info-udp 9001": Server(info=("9001",)),
+    "twistd -n echo --port haproxy:tcp:9000 --info haproxy:tcp:9001 "
+    "--proxy-from 10.0.0.2/32": Server(listen_only=True),
+    "python -m echotwist.client --info --port 9001": Client(),
+    "python -m echotwist.client --info --json --port 9001": Client(),
+    "python -m echotwist.client --info --udp --port 9001": Client(),
+    "python benchmarks/proxy_fastpath.py --echoes 100000 --rounds 6": NotRun(
+        "a minute of load; tests/test_proxy_ports.py runs it with --echoes 2000"
+        " --rounds 1"
+    ),
+    "haproxy -c -f contrib/haproxy/echotwist.cfg": NotRun(
+        "tests/test_haproxy.py runs this configuration with a real HAProxy"
+        " (skipped, saying so, where haproxy is not installed)"
     ),
     "python -m echotwist.reference.services 1 25": Client(),
     "python -m echotwist.reference.services 7": Client(),
@@ -276,6 +325,20 @@ def free_port(family: socket.AddressFamily, kind: socket.SocketKind) -> int:
     with socket.socket(family, kind) as sock:
         sock.bind((address, 0))
         return int(sock.getsockname()[1])
+
+
+def free_tcp_and_udp_port() -> int:
+    """
+    @return: a port free on loopback for both TCP and UDP just now.
+    """
+    while True:
+        port = free_port(socket.AF_INET, socket.SOCK_STREAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+        return port
 
 
 def substitute(command: str, ports: dict[str, int], directory: Path) -> str:
@@ -364,6 +427,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         "7": free_port(socket.AF_INET6, socket.SOCK_STREAM),
         "9443": free_port(socket.AF_INET, socket.SOCK_STREAM),
         "9007": free_port(socket.AF_INET, socket.SOCK_DGRAM),
+        "9001": free_tcp_and_udp_port(),
     }
     listen = [
         f"unix:{directory}/echo.sock",
@@ -371,7 +435,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         f"tcp6:{ports['7']}:interface=\\:\\:1",
         f"ssl:{ports['9443']}:privateKey=key.pem:certKey=cert.pem:interface={HOST}",
     ]
-    udp = ("--udp", f"{HOST}:{ports['9007']}")
+    udp = (
+        "--udp",
+        f"{HOST}:{ports['9007']}",
+        "--info",
+        f"tcp:{ports['9001']}:interface={HOST}",
+        "--info-udp",
+        f"{HOST}:{ports['9001']}",
+    )
     log = directory / "reference.log"
     with (
         twistd_echo(*udp, ports=listen, directory=directory) as server,
@@ -424,6 +495,17 @@ def echoes(sock: socket.socket) -> bool:
         return received == b"ping\n"
 
 
+def answers_info(sock: socket.socket) -> bool:
+    """
+    @return: whether C{sock} is answered with one JSON line, then closed.
+    """
+    with sock:
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received.count(b"\n") == 1 and "version" in json.loads(received)
+
+
 @pytest.mark.parametrize("shown", commands_of(Server))
 def test_server_command(shown: Shown, tmp_path: Path) -> None:
     """
@@ -436,6 +518,7 @@ def test_server_command(shown: Shown, tmp_path: Path) -> None:
     ports = {p: free_port(socket.AF_INET, socket.SOCK_STREAM) for p in PORTS}
     command = substitute(shown.command, ports, tmp_path).removesuffix("&")
     named = [ports[m.group(1)] for m in PORT.finditer(shown.command)]
+    info = {ports[page] for page in how.info}
     sockets = [tmp_path / m.group(1) for m in PATHS.finditer(shown.command)]
     log = tmp_path / "server.log"
     with log.open("wb") as out:
@@ -461,14 +544,22 @@ def test_server_command(shown: Shown, tmp_path: Path) -> None:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         plain = [port != ports["9443"] for port in named] + [True] * len(sockets)
+        plain = [p and not how.listen_only for p in plain]
         results = []
-        for sock, is_plain in zip(ready, plain, strict=True):
+        for sock, is_plain, port in zip(
+            ready, plain, [*named, *([0] * len(sockets))], strict=True
+        ):
             assert sock is not None
-            if is_plain:
-                sock.settimeout(TIMEOUT)
-                results.append(echoes(sock))
-            else:
+            if not is_plain:
                 sock.close()
+                continue
+            sock.settimeout(TIMEOUT)
+            if how.header:
+                sock.sendall(how.header)
+            if port in info:
+                results.append(answers_info(sock))
+            else:
+                results.append(echoes(sock))
         assert all(results), log.read_text()
     finally:
         if process.poll() is None:

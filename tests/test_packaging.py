@@ -69,6 +69,8 @@ def test_wheelCarriesPlugin(dist: Path) -> None:
         names = set(archive.namelist())
     assert PLUGIN in names
     assert "echotwist/py.typed" in names
+    # The bench builds its native driver from this source.
+    assert "echotwist/bench/driver.c" in names
     assert "twisted/plugins/__init__.py" not in names
     assert "twisted/__init__.py" not in names
     assert not [n for n in names if n.endswith("dropin.cache")]
@@ -82,6 +84,7 @@ def test_sdistCarriesPlugin(dist: Path) -> None:
     with tarfile.open(sdist) as archive:
         names = archive.getnames()
     assert any(n.endswith(PLUGIN) for n in names)
+    assert any(n.endswith("echotwist/bench/driver.c") for n in names)
     assert not [n for n in names if n.endswith("dropin.cache")]
     assert not [n for n in names if n.endswith("twisted/plugins/__init__.py")]
 

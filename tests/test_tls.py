@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -214,3 +217,67 @@ def test_tls_refusals_closed_quietly(tls_files: dict[str, Path]) -> None:
     assert log.count("Connection limit (1) reached") == 1
     assert "Unhandled Error" not in log
     assert "Traceback" not in log
+
+
+#: The C{--idle-timeout} of the idle TLS tests, in seconds.
+IDLE = 2
+
+
+@contextmanager
+def handshaken(server: Server, roots: Path) -> Iterator[ssl.SSLSocket]:
+    """
+    A TLS connection to C{server}, its handshake done, verified against the
+    CA in C{roots}.
+    """
+    context = ssl.create_default_context(cafile=str(roots / "ca.pem"))
+    with context.wrap_socket(connect(server.port), server_hostname=HOST) as sock:
+        yield sock
+
+
+def idle_lines(server: Server) -> list[str]:
+    """
+    Wait for the connection to be freed.
+
+    @return: the server's lines about the connection's end: C{Closing} (a
+        clean close), C{Aborting}, C{Disconnected}.
+    """
+    server.wait_for(r"Disconnected ")
+    return re.findall(
+        r"(Closing|Aborting|Disconnected) .*", server.output(), flags=re.MULTILINE
+    )
+
+
+def test_tls_idle_client_freed_after_one_timeout(tls_files: dict[str, Path]) -> None:
+    """
+    A client that completes the TLS handshake, then neither sends nor
+    reads, is freed at the first idle timeout: the server sends its TLS
+    close and closes the connection without waiting for an answer, rather
+    than waiting for one a whole timeout more and then aborting.
+    """
+    port = tls_port(tls_files)
+    with (
+        twistd_echo("--idle-timeout", str(IDLE), ports=[port]) as server,
+        handshaken(server, tls_files["roots"]),
+    ):
+        lines = idle_lines(server)
+    print("\n".join(lines))
+    assert [line.split()[0] for line in lines] == ["Closing", "Disconnected"]
+
+
+def test_tls_non_reading_client_aborted_at_once(tls_files: dict[str, Path]) -> None:
+    """
+    A client that sends over TLS and stops reading its echo is aborted at
+    the first idle timeout: its echo can't be delivered, so no clean close
+    is tried.
+    """
+    port = tls_port(tls_files)
+    with (
+        twistd_echo("--idle-timeout", str(IDLE), ports=[port]) as server,
+        handshaken(server, tls_files["roots"]) as sock,
+    ):
+        sock.settimeout(IDLE / 2)
+        with suppress(TimeoutError):
+            sock.sendall(b"x" * 2**24)
+        lines = idle_lines(server)
+    print("\n".join(lines))
+    assert [line.split()[0] for line in lines] == ["Aborting", "Disconnected"]

@@ -173,7 +173,7 @@ def test_halfClose(server: Server) -> None:
 def test_portInUse(tmp_path: Path) -> None:
     """
     A port that is taken ends twistd with exit 1 and one line naming the
-    address, not a traceback.
+    option, the address and the reason, not a traceback.
     """
     with socket.socket() as taken:
         taken.bind((HOST, 0))
@@ -195,7 +195,10 @@ def test_portInUse(tmp_path: Path) -> None:
         )
     output = (result.stdout + result.stderr).decode()
     assert result.returncode == 1
-    assert f"twistd echo: Couldn't listen on {HOST}:{port}: " in output
+    assert (
+        f"twistd echo: --port 'tcp:{port}:interface={HOST}': "
+        "Address already in use" in output
+    )
     assert "Traceback" not in output
 
 

@@ -14,16 +14,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sockets import HOST, TIMEOUT, echo_once
+from sockets import HOST, TIMEOUT, connect, echo_once, recv_exactly
 from twistd_support import LOOPBACK, TWISTD, Server, twistd_echo
 
-WORKER_STARTED = r"worker \d+: \[-\] EchoFactory starting on"
+WORKER_STARTED = r"worker \d+: \[-\] EchoFactory(?: \(PROXY\))? starting on"
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -276,3 +276,194 @@ def test_daemon(tmp_path: Path) -> None:
         for p in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
+
+
+#: A C{Shutdown complete} line's counts, as one process logs them.
+SUMMARY = re.compile(
+    r"^(?P<who>.*?)Shutdown complete: (\d+) connections? served, (\d+) bytes? "
+    r"echoed, (\d+) refused at the connection limit, (\d+) closed at the "
+    r"shutdown timeout; UDP: (\d+) datagrams? echoed, (\d+) dropped$",
+    re.MULTILINE,
+)
+
+
+def summaries(output: str) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """
+    @return: the parent's summary counts and each worker's, from the log.
+    """
+    parent: list[tuple[int, ...]] = []
+    workers: list[tuple[int, ...]] = []
+    for match in SUMMARY.finditer(output):
+        counts = tuple(int(n) for n in match.groups()[1:])
+        is_worker = re.search(r"worker \d+:", match.group("who"))
+        (workers if is_worker else parent).append(counts)
+    assert len(parent) == 1, output
+    return parent[0], workers
+
+
+def test_summary_adds_up_final_reports(tmp_path: Path) -> None:
+    """
+    The parent's summary is the sum of its workers' own summaries, with the
+    bytes echoed during the drain and the connections closed at the
+    shutdown timeout: each worker's final counts reach the parent before
+    it exits.
+    """
+    sizes = [1000 * (i + 1) for i in range(8)]
+    with (
+        two_workers("--shutdown-timeout", "2", directory=tmp_path) as twistd,
+        contextlib.ExitStack() as stack,
+    ):
+        socks = [stack.enter_context(connect(twistd.port)) for _ in sizes]
+        for sock, size in zip(socks, sizes, strict=True):
+            sock.sendall(b"x" * size)
+            assert recv_exactly(sock, size) == b"x" * size
+        twistd.process.send_signal(signal.SIGTERM)
+        twistd.wait_for(r"Stopped accepting")
+        for sock in socks:
+            sock.sendall(b"y" * 5000)
+            assert recv_exactly(sock, 5000) == b"y" * 5000
+        assert twistd.process.wait(TIMEOUT) == 0
+    parent, workers = summaries(twistd.output())
+    assert len(workers) == 2
+    assert parent == tuple(map(sum, zip(*workers, strict=True)))
+    assert parent[:2] == (len(sizes), sum(sizes) + 5000 * len(sizes))
+    assert parent[3] == len(sizes)
+
+
+def refused(connect_once: Callable[[], socket.socket]) -> bool:
+    """
+    @return: whether a connection attempt is refused (or finds no UNIX
+        socket path); one that succeeds is closed.
+    """
+    try:
+        connect_once().close()
+    except (ConnectionRefusedError, FileNotFoundError):
+        return True
+    return False
+
+
+def wait_refused(connect_once: Callable[[], socket.socket], process: Server) -> None:
+    """
+    Wait (at most L{TIMEOUT}) until connection attempts are refused, while
+    C{process} is still running.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while not refused(connect_once):
+        assert process.process.poll() is None, "refused only once it exited"
+        assert time.monotonic() < deadline, "still accepting connections"
+        time.sleep(0.05)
+
+
+def test_sigterm_closes_listening_sockets(tmp_path: Path) -> None:
+    """
+    On SIGTERM the listening sockets close at once, in the parent and in
+    every worker: new connections (TCP and UNIX) are refused during the
+    drain, as with one process, while an open one still echoes.
+    """
+    path = tmp_path / "echo.sock"
+
+    def unix_connect() -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(TIMEOUT)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    with two_workers(
+        "--shutdown-timeout",
+        "30",
+        ports=[f"unix:{path}", LOOPBACK],
+        directory=tmp_path,
+    ) as twistd:
+        port = twistd.port
+        with connect(port) as sock:
+            sock.sendall(b"before")
+            assert recv_exactly(sock, 6) == b"before"
+            twistd.process.send_signal(signal.SIGTERM)
+            twistd.wait_for(r"Stopped accepting; waiting up to 30.0 s for 1 open")
+            wait_refused(
+                lambda: socket.create_connection((HOST, port), TIMEOUT), twistd
+            )
+            wait_refused(unix_connect, twistd)
+            sock.sendall(b"during")
+            assert recv_exactly(sock, 6) == b"during"
+        assert twistd.process.wait(TIMEOUT) == 0
+        output = twistd.output()
+        assert "Traceback" not in output
+        assert "EINVAL" not in output
+
+
+def test_parent_killed_frees_port(tmp_path: Path) -> None:
+    """
+    Workers whose parent is killed outright (SIGKILL) close the listening
+    socket at once, then drain: new connections are refused, an open one
+    still echoes, and a new twistd starts on the same port at once.
+    """
+    with two_workers("--shutdown-timeout", "30", directory=tmp_path) as twistd:
+        pids = worker_pids(twistd.process.pid)
+        try:
+            port = twistd.port
+            with connect(port) as sock:
+                sock.sendall(b"before")
+                assert recv_exactly(sock, 6) == b"before"
+                twistd.process.kill()
+                twistd.process.wait(TIMEOUT)
+                deadline = time.monotonic() + TIMEOUT
+                while not refused(lambda: socket.create_connection((HOST, port), 5)):
+                    assert time.monotonic() < deadline, "orphans still listen"
+                    time.sleep(0.05)
+                sock.sendall(b"during")
+                assert recv_exactly(sock, 6) == b"during"
+                assert all(psutil.pid_exists(p) and not _zombie(p) for p in pids)
+                again = f"tcp:{port}:interface={HOST}"
+                with twistd_echo(ports=[again], directory=tmp_path) as restarted:
+                    assert restarted.port == port
+                    assert echo_once(port, b"restarted") == b"restarted"
+            wait_gone(pids)
+        finally:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def listening_inodes(pid: int, port: int) -> set[int]:
+    """
+    @return: the inodes of the sockets C{pid} listens on C{port} with.
+    """
+    found = set()
+    for c in psutil.Process(pid).net_connections("tcp"):
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port:
+            found.add(os.stat(f"/proc/{pid}/fd/{c.fd}").st_ino)
+    return found
+
+
+def test_socket_per_worker(tmp_path: Path) -> None:
+    """
+    On a TCP port each worker listens on its own socket (C{SO_REUSEPORT},
+    the parent holding them all), and the kernel spreads connections over
+    them: 40 connections reach both workers.
+    """
+    with two_workers(directory=tmp_path) as twistd, contextlib.ExitStack() as stack:
+        port = twistd.port
+        pids = worker_pids(twistd.process.pid)
+        inodes = [listening_inodes(pid, port) for pid in pids]
+        assert [len(i) for i in inodes] == [1, 1]
+        assert inodes[0] != inodes[1]
+        assert inodes[0] | inodes[1] == listening_inodes(twistd.process.pid, port)
+        socks = [stack.enter_context(connect(port)) for _ in range(40)]
+        for sock in socks:
+            sock.sendall(b"!")
+            assert recv_exactly(sock, 1) == b"!"
+        held = [
+            sum(
+                1
+                for c in psutil.Process(pid).net_connections("tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+            )
+            for pid in pids
+        ]
+        assert sum(held) == 40
+        assert min(held) > 0

@@ -27,7 +27,7 @@ TWISTD = str(Path(sys.executable).with_name("twistd"))
 #: The port L{twistd_echo} listens on unless told otherwise.
 LOOPBACK = f"tcp:0:interface={HOST}"
 #: What twistd logs as each of its echo ports starts.
-STARTED = r"EchoFactory(?: \(TLS\))? starting on "
+STARTED = r"EchoFactory(?: \((?:TLS|PROXY)\))* starting on "
 #: The C{--shutdown-timeout} L{twistd_echo} gives twistd: short, so that
 #: stopping a server while a client's connection is still open (in a
 #: reactor that is not running, say) takes a second, not the default 10.

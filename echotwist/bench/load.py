@@ -12,18 +12,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import multiprocessing
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from echotwist.bench.stats import WorkerResult
 
 #: How long connecting and finishing the last echoes may take, in seconds.
 SETTLE_TIMEOUT = 30.0
+
+#: Seconds without a single echo coming back before a run gives up on the
+#: server (one that reads but does not echo, an HTTP server say).
+NO_ECHO = 3.0
+
+#: How often, in seconds, workers report their running counts.
+TICK = 0.25
+
+#: What the workers report every L{TICK}: C{("tick", echoes, bytes_echoed,
+#: errors)}, running totals since the window opened.
+Tick = tuple[str, int, int, int]
+
+#: Called with the seconds since the window opened and the running totals of
+#: all the workers together: echoes, bytes echoed, errors.
+Progress = Callable[[float, int, int, int], None]
+
+#: No-echo error line.
+NO_ECHO_LINE = f"no echo from the server within {NO_ECHO:g} s"
 
 
 @dataclass(frozen=True)
@@ -63,7 +82,7 @@ def parse_target(description: str) -> Target:
             positional.append(part)
     kind = kind.lower()
     if kind == "tcp":
-        fields = dict(zip(("host", "port"), positional)) | named
+        fields = dict(zip(("host", "port"), positional, strict=False)) | named
         if "host" not in fields or "port" not in fields:
             raise ValueError(f"{description!r}: a tcp endpoint needs host and port")
         try:
@@ -245,7 +264,10 @@ class Stream(PingPong):
 
 
 async def _run(
-    job: Job, ready: Callable[[str], None], go: Callable[[], None]
+    job: Job,
+    ready: Callable[[str], None],
+    go: Callable[[], None],
+    report: Callable[[Tick], None] = lambda tick: None,
 ) -> WorkerResult:
     """
     Connect, wait for the start signal, load the server for the window.
@@ -253,6 +275,7 @@ async def _run(
     @param job: what to do.
     @param ready: called with C{""} once connected, or with an error line.
     @param go: blocks until the window starts.
+    @param report: called with a L{Tick} every L{TICK} seconds of the window.
     @return: what was measured.
     """
     loop = asyncio.get_running_loop()
@@ -284,7 +307,12 @@ async def _run(
     cpu0, t0 = time.process_time(), time.perf_counter()
     for p in protocols:
         p.start()
-    await asyncio.sleep(job.duration)
+    watch = _Watch(shared, t0)
+    while (elapsed := time.perf_counter() - t0) < job.duration and shared.open:
+        await asyncio.sleep(min(TICK, job.duration - elapsed))
+        report(("tick", shared.echoes, shared.bytes_echoed, len(shared.errors)))
+        if watch.stalled():
+            break
     shared.stopping = True
     result = WorkerResult(
         echoes=shared.echoes,
@@ -296,14 +324,54 @@ async def _run(
     if job.stream:
         for p in protocols:
             p.finish()
-    try:
-        await asyncio.wait_for(asyncio.shield(shared.all_closed), SETTLE_TIMEOUT)
-    except asyncio.TimeoutError:
-        shared.errors.append("connections did not finish within the settle time")
-        for p in protocols:
+    deadline = time.perf_counter() + SETTLE_TIMEOUT
+    late = False
+    while shared.open and not watch.stalled():
+        if time.perf_counter() > deadline:
+            shared.errors.append("connections did not finish within the settle time")
+            late = True
+            break
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(shared.all_closed), TICK)
+    for p in protocols:
+        if not p.done:
+            if not late:
+                shared.errors.append(NO_ECHO_LINE)
             p.finish()
     result.errors = shared.errors
     return result
+
+
+class _Watch:
+    """
+    Notice when no echo has come back for L{NO_ECHO} seconds.
+    """
+
+    def __init__(self, shared: _Shared, start: float) -> None:
+        self.shared = shared
+        self.seen = (0, 0)
+        self.since = start
+
+    def stalled(self) -> bool:
+        """
+        @return: whether the counts have not moved for L{NO_ECHO} seconds.
+        """
+        now = time.perf_counter()
+        counts = (self.shared.echoes, self.shared.bytes_echoed)
+        if counts != self.seen:
+            self.seen, self.since = counts, now
+        return now - self.since >= NO_ECHO
+
+
+def have_uvloop() -> bool:
+    """
+    @return: whether uvloop is installed (without it the Python driver is
+        several times slower).
+    """
+    try:
+        return importlib.util.find_spec("uvloop") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -325,7 +393,7 @@ def _worker(pipe: Connection) -> None:
     while (job := pipe.recv()) is not None:
         loop = new_loop()
         try:
-            result = loop.run_until_complete(_run(job, pipe.send, pipe.recv))
+            result = loop.run_until_complete(_run(job, pipe.send, pipe.recv, pipe.send))
         finally:
             loop.close()
         pipe.send(result)
@@ -350,27 +418,48 @@ class LoadPool:
             self.processes.append(process)
 
     def run(
-        self, job: Job, window: Callable[[], object]
+        self,
+        job: Job,
+        window: Callable[[], object],
+        progress: Progress | None = None,
     ) -> tuple[list[WorkerResult], list[str]]:
         """
         Spread C{job.connections} over the workers and run them together.
 
         @param job: the whole run; each worker gets a share of connections.
         @param window: called as the window opens and again after
-            C{job.duration} (to read the server's CPU time over it).
+            C{job.duration} (to read the server's CPU time over it), or
+            sooner if every worker ended early.
+        @param progress: called as the workers report their counts.
         @return: each worker's result, and the connect errors.
         """
         shares = split(job.connections, len(self.pipes))
-        busy = [(pipe, n) for pipe, n in zip(self.pipes, shares) if n]
-        for pipe, n in busy:
-            pipe.send(Job(job.target, n, job.size, job.duration, job.stream))
-        failures = [line for pipe, _ in busy if (line := pipe.recv())]
+        busy = [pipe for pipe, n in zip(self.pipes, shares, strict=True) if n]
+        for pipe, n in zip(busy, shares, strict=False):
+            with contextlib.suppress(OSError):  # a dead worker says so below
+                pipe.send(Job(job.target, n, job.size, job.duration, job.stream))
+        failures = [line for pipe in busy if (line := _ready(pipe))]
         window()
-        for pipe, _ in busy:
-            pipe.send(None)
-        time.sleep(job.duration)
-        window()
-        return [pipe.recv() for pipe, _ in busy], failures
+        for pipe in busy:
+            with contextlib.suppress(OSError):
+                pipe.send(None)
+        index = {pipe: i for i, pipe in enumerate(busy)}
+
+        gone: set[int] = set()
+
+        def receive(timeout: float) -> list[tuple[int, object]]:
+            alive = [p for p in busy if index[p] not in gone]
+            ready = [p for p in alive if p in wait(alive, timeout)]
+            found: list[tuple[int, object]] = []
+            for p in ready:
+                try:
+                    found.append((index[p], p.recv()))
+                except (EOFError, OSError):
+                    gone.add(index[p])
+                    found.append((index[p], WorkerResult(errors=["load worker died"])))
+            return found
+
+        return collect(len(busy), receive, job.duration, window, progress), failures
 
     def close(self) -> None:
         """
@@ -383,6 +472,64 @@ class LoadPool:
             process.join(5)
             if process.is_alive():
                 process.kill()
+
+
+def _ready(pipe: Connection) -> str:
+    """
+    @return: what a worker said once connected: C{""}, or an error line
+        (also when the worker died).
+    """
+    try:
+        line: str = pipe.recv()
+    except (EOFError, OSError):
+        return "load worker died"
+    return line
+
+
+def collect(
+    count: int,
+    receive: Callable[[float], list[tuple[int, object]]],
+    duration: float,
+    window: Callable[[], object],
+    progress: Progress | None,
+) -> list[WorkerResult]:
+    """
+    Gather what the workers (or native drivers) send once the window is
+    open: L{Tick}s, then each one's L{WorkerResult}.
+
+    @param count: how many workers there are.
+    @param receive: waits up to the seconds given for messages, and returns
+        them as C{(worker number, message)}.
+    @param duration: the window's length.
+    @param window: called when the window closes: after C{duration}, or when
+        every worker has ended, whichever is first.
+    @param progress: called with the running totals as ticks come in.
+    @return: the results, in the workers' order.
+    """
+    start = time.monotonic()
+    deadline = start + duration
+    counts: dict[int, tuple[int, int, int]] = {}
+    results: dict[int, WorkerResult] = {}
+    windowed = False
+    while len(results) < count:
+        now = time.monotonic()
+        if not windowed and now >= deadline:
+            window()
+            windowed = True
+        timeout = TICK if windowed else max(0.0, min(TICK, deadline - now))
+        for i, message in receive(timeout):
+            if isinstance(message, WorkerResult):
+                results[i] = message
+            elif isinstance(message, tuple):
+                counts[i] = (message[1], message[2], message[3])
+        if progress is not None and not windowed and counts:
+            progress(
+                time.monotonic() - start,
+                *(sum(c[k] for c in counts.values()) for k in range(3)),
+            )
+    if not windowed:
+        window()
+    return [results[i] for i in sorted(results)]
 
 
 def split(total: int, parts: int) -> list[int]:

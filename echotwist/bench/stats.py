@@ -14,6 +14,10 @@ from typing import Any
 #: Above this share of one core a load worker is taken to be the bottleneck.
 SATURATED_SHARE = 0.9
 
+#: At or above this share of one core the server is taken to be saturated:
+#: running flat out, so that its figures are its own limit.
+SERVER_SATURATED_SHARE = 0.9
+
 MIB = 1024 * 1024
 
 
@@ -70,6 +74,10 @@ class RunResult:
     @ivar loadgen_share: the busiest worker's CPU as a share of one core.
     @ivar loadgen_saturated: whether that share is over L{SATURATED_SHARE},
         so the figures may be the load generator's limit, not the server's.
+    @ivar server_share: the server's CPU over the window as a share of one
+        core, or L{None} without a server process.
+    @ivar server_saturated: whether that share is at least
+        L{SERVER_SATURATED_SHARE} (L{None} when unknown).
     """
 
     echoes_per_s: float
@@ -83,6 +91,8 @@ class RunResult:
     server_us_per_echo: float | None
     loadgen_share: float
     loadgen_saturated: bool
+    server_share: float | None = None
+    server_saturated: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """
@@ -113,9 +123,10 @@ def combine(
     errors = [line for r in results for line in r.errors]
     units = echoed / 1024 if stream else echoes
     share = max((r.cpu / r.wall for r in results if r.wall > 0), default=0.0)
-    server = None
+    server = server_share = None
     if server_cpu is not None:
         server = server_cpu * 1e6 / units if units else math.nan
+        server_share = server_cpu / wall
     return RunResult(
         echoes_per_s=echoes / wall,
         mib_per_s=echoed / MIB / wall,
@@ -128,7 +139,19 @@ def combine(
         server_us_per_echo=server,
         loadgen_share=share,
         loadgen_saturated=share > SATURATED_SHARE,
+        server_share=server_share,
+        server_saturated=saturated(server_share),
     )
+
+
+def saturated(server_share: float | None) -> bool | None:
+    """
+    @return: whether a server that used C{server_share} of a core ran flat
+        out, or L{None} when its share is unknown.
+    """
+    if server_share is None or math.isnan(server_share):
+        return None
+    return server_share >= SERVER_SATURATED_SHARE
 
 
 def median_result(runs: Sequence[RunResult]) -> RunResult:
@@ -146,6 +169,8 @@ def median_result(runs: Sequence[RunResult]) -> RunResult:
 
     server_values = [r.server_us_per_echo for r in runs]
     server = None if all(v is None for v in server_values) else med(server_values)
+    share_values = [r.server_share for r in runs]
+    share = None if all(v is None for v in share_values) else med(share_values)
     return RunResult(
         echoes_per_s=med([r.echoes_per_s for r in runs]),
         mib_per_s=med([r.mib_per_s for r in runs]),
@@ -158,4 +183,6 @@ def median_result(runs: Sequence[RunResult]) -> RunResult:
         server_us_per_echo=server,
         loadgen_share=med([r.loadgen_share for r in runs]),
         loadgen_saturated=any(r.loadgen_saturated for r in runs),
+        server_share=share,
+        server_saturated=saturated(share),
     )

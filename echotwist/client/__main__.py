@@ -1,105 +1,44 @@
 """
-C{python -m echotwist.client "msg"}: send a message to an echo server and
-print the echo.
+C{python -m echotwist.client}: the command line, and only that.
 
-Exit codes: 0 echoed; 1 cannot connect; 2 bad arguments; 3 timeout; 4 the
-echo differs or is short.
+One message (C{python -m echotwist.client "msg"}) is sent and its echo
+printed (L{echotwist.client.oneshot}). Exit statuses: L{echotwist.client.exits}.
+
+To add an option: add it in the C{add_*_options} function for its group
+(or a new one called from L{build_parser}), check it in L{check_arguments},
+and act on it in L{dispatch}.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, NoReturn
 
 from twisted.internet import task
-from twisted.internet.endpoints import HostnameEndpoint, clientFromString
-from twisted.internet.error import CannotListenError, ConnectError, DNSLookupError
-from twisted.internet.interfaces import (
-    IAddress,
-    IHostnameResolver,
-    IHostResolution,
-    IReactorTime,
-    IResolutionReceiver,
-    IStreamClientEndpoint,
+
+from echotwist import __version__
+from echotwist.client import oneshot
+from echotwist.client.exits import (
+    EXIT_USAGE,
+    ONE_SHOT_STATUSES,
+    PROG,
+    ClientExit,
 )
-from zope.interface import implementer
+from echotwist.client.info_command import run_info
+from echotwist.client.resolver import EncodableNamesResolver
+from echotwist.client.udp import MAX_DATAGRAM
 
-from echotwist.client import EchoError, EchoTimeout, EchoTLSFailed, start_echo
-from echotwist.client.udp import MAX_DATAGRAM, echo_udp
-
-EXIT_CONNECT = 1
-EXIT_USAGE = 2
-EXIT_TIMEOUT = 3
-EXIT_MISMATCH = 4
-
-PROG = "echotwist-client"
-
-
-class ClientExit(Exception):
-    """
-    End the command with a one-line message and an exit code.
-    """
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@implementer(IHostResolution)
-class _Unresolvable:
-    """
-    The finished resolution of a name that has no address.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def cancel(self) -> None:
-        """
-        Nothing to stop: the resolution is over.
-        """
-
-
-@implementer(IHostnameResolver)
-class EncodableNamesResolver:
-    """
-    Resolve names with another resolver, except that a name
-    C{socket.getaddrinfo} can't encode (C{a..b}, a label over 63 characters)
-    has no address, at once: Twisted's threaded resolver raises
-    C{UnicodeError} in its thread for one, logs it as unhandled, and never
-    answers.
-    """
-
-    def __init__(self, resolver: IHostnameResolver) -> None:
-        """
-        @param resolver: the resolver for every other name.
-        """
-        self._resolver = resolver
-
-    def resolveHostName(
-        self,
-        resolutionReceiver: IResolutionReceiver,
-        hostName: str,
-        portNumber: int = 0,
-        addressTypes: Sequence[type[IAddress]] | None = None,
-        transportSemantics: str = "TCP",
-    ) -> IHostResolution:
-        """
-        See L{IHostnameResolver.resolveHostName}.
-        """
-        try:
-            hostName.encode("idna")
-        except UnicodeError:
-            resolution = _Unresolvable(hostName)
-            resolutionReceiver.resolutionBegan(resolution)
-            resolutionReceiver.resolutionComplete()
-            return resolution
-        return self._resolver.resolveHostName(
-            resolutionReceiver, hostName, portNumber, addressTypes, transportSemantics
-        )
+EXAMPLES = """\
+examples:
+  %(prog)s "hello world"                    print the echo of one message
+  %(prog)s -p 7 --host ::1 "msg"            to port 7 over IPv6
+  %(prog)s --connect unix:/run/echo.sock "msg"
+  %(prog)s --connect tls:localhost:9443:trustRoots=ca/ "msg"
+  printf 'any\\0bytes' | %(prog)s -         binary in, the same bytes out
+  %(prog)s --udp -p 9007 "one datagram"     one UDP datagram, with retries
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,40 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Send MESSAGE to an echo server and print the echo.",
-        epilog="Exit codes: 0 echoed; 1 cannot connect; 2 bad arguments; "
-        "3 timeout; 4 echo differs or is short.",
+        epilog=f"{EXAMPLES}\nexit statuses: {ONE_SHOT_STATUSES}.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
     )
     parser.add_argument(
         "message",
-        help="the message; '-' reads bytes from standard input and writes the "
-        "echo to standard output unchanged (no newline added)",
+        nargs="?",
+        help="the message (none with --info); '-' (or none, when standard "
+        "input is not a terminal) reads bytes from standard input and writes "
+        "the echo to standard output unchanged (no newline added)",
     )
-    parser.add_argument("--host", default="localhost", help="default: localhost")
-    parser.add_argument("--port", type=_port, default=9000, help="default: 9000")
-    parser.add_argument(
-        "--connect",
-        metavar="ENDPOINT",
-        help="a Twisted client endpoint (tcp:host=H:port=P, unix:path=P, "
-        "tls:H:P:trustRoots=DIR); overrides --host and --port",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive,
-        default=10.0,
-        help="seconds for connecting and the whole echo (default: 10)",
-    )
-    parser.add_argument(
-        "--udp",
-        action="store_true",
-        help="echo over UDP to --host and --port: one datagram (at most "
-        f"{MAX_DATAGRAM} bytes), --timeout seconds per try",
-    )
-    parser.add_argument(
-        "--retries",
-        type=_count,
-        default=3,
-        help="with --udp, tries after the first (default: 3)",
-    )
+    add_target_options(parser)
+    add_one_shot_options(parser)
+    add_info_options(parser)
     parser.add_argument(
         "-v",
         "--verbose",
@@ -150,6 +71,67 @@ def build_parser() -> argparse.ArgumentParser:
         help="report connect and round-trip times on standard error",
     )
     return parser
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """
+    Add the options that say where the server is.
+    """
+    parser.add_argument(
+        "--host",
+        default="localhost",
+        help="the server's name or address (default: localhost)",
+    )
+    parser.add_argument(
+        "-p", "--port", type=_port, default=9000, help="its port (default: 9000)"
+    )
+    parser.add_argument(
+        "--connect",
+        metavar="ENDPOINT",
+        help="a Twisted client endpoint (tcp:HOST:PORT, unix:PATH, "
+        "tls:HOST:PORT:trustRoots=DIR); overrides --host and --port",
+    )
+    parser.add_argument(
+        "--udp",
+        action="store_true",
+        help="echo over UDP to --host and --port: one datagram (at most "
+        f"{MAX_DATAGRAM} bytes), --timeout seconds per try",
+    )
+
+
+def add_one_shot_options(parser: argparse.ArgumentParser) -> None:
+    """
+    Add the options of the one-message run.
+    """
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=10.0,
+        help="seconds for connecting and the whole echo (default: 10)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=_count,
+        default=3,
+        help="with --udp, tries after the first (default: 3)",
+    )
+
+
+def add_info_options(parser: argparse.ArgumentParser) -> None:
+    """
+    Add the options of the C{--info} run.
+    """
+    parser.add_argument(
+        "--info",
+        action="store_true",
+        help="instead of an echo, print what the server's info port (twistd "
+        "echo --info, or --info-udp with --udp) says about this connection",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --info, print the server's JSON line as it came",
+    )
 
 
 def _port(text: str) -> int:
@@ -186,136 +168,40 @@ def _positive(text: str) -> float:
     return value
 
 
-def make_endpoint(reactor: object, args: argparse.Namespace) -> IStreamClientEndpoint:
+def check_arguments(args: argparse.Namespace, stdin_is_terminal: bool) -> None:
     """
-    @return: the endpoint C{--connect}, or C{--host} and C{--port}, name.
-    @raise ClientExit: for an endpoint description Twisted can't parse.
+    Check what argparse alone can't.
+
+    @param args: the parsed command line.
+    @param stdin_is_terminal: whether standard input is a terminal.
+    @raise ClientExit: with the usage status, for a bad combination.
     """
-    if args.connect is None:
-        return HostnameEndpoint(reactor, args.host, args.port)
-    try:
-        endpoint: IStreamClientEndpoint = clientFromString(reactor, args.connect)
-        return endpoint
-    except (ValueError, KeyError, TypeError, ImportError, OSError) as e:
-        # UnlistableError (a trustRoots directory that can't be read) says
-        # nothing itself: its originalException says why.
-        reason = getattr(e, "originalException", e)
-        raise ClientExit(EXIT_USAGE, f"--connect {args.connect!r}: {reason}") from None
+    if args.info:
+        if args.message is not None:
+            raise ClientExit(EXIT_USAGE, "--info takes no message")
+        return
+    if args.message is None and stdin_is_terminal:
+        raise ClientExit(
+            EXIT_USAGE, "no MESSAGE: give one, or '-' to read standard input"
+        )
 
 
-def read_message(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
-    """
-    @return: the message as bytes: standard input for C{-}, else the argument
-        as the OS gave it (so non-UTF-8 arguments survive).
-    """
-    if args.message == "-":
-        return stdin.read()
-    return os.fsencode(args.message)
-
-
-def _target(args: argparse.Namespace) -> str:
-    """
-    @return: the server, as error messages name it.
-    """
-    if args.udp:
-        return f"udp:{args.host}:{args.port}"
-    return args.connect or f"{args.host}:{args.port}"
-
-
-async def run(
-    reactor: IReactorTime,
+async def dispatch(
+    reactor: Any,
     args: argparse.Namespace,
-    stdin: BinaryIO,
-    stdout: BinaryIO,
-    stderr: BinaryIO,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
 ) -> None:
     """
-    Do one echo and write it out.
+    Run what the command line asks for.
 
     @raise ClientExit: for every expected failure.
     """
-    data = read_message(args, stdin)
-    target = _target(args)
-    try:
-        if args.udp:
-            reply = await run_udp(reactor, args, data)
-        else:
-            reply = await run_tcp(reactor, args, data, stderr)
-    except EchoTimeout as e:
-        raise ClientExit(EXIT_TIMEOUT, f"{target}: {e}") from None
-    except EchoTLSFailed as e:
-        raise ClientExit(EXIT_CONNECT, f"cannot connect to {target}: {e}") from None
-    except EchoError as e:
-        raise ClientExit(EXIT_MISMATCH, f"{target}: {e}") from None
-    except (ConnectError, CannotListenError, OSError, ValueError) as e:
-        # OSError: DNSLookupError, or a datagram the OS would not send;
-        # ValueError: a host name that is not valid.
-        raise ClientExit(
-            EXIT_CONNECT, f"cannot connect to {target}: {_reason(e)}"
-        ) from None
-    stdout.write(reply if args.message == "-" else reply + b"\n")
-    stdout.flush()
-
-
-async def run_tcp(
-    reactor: IReactorTime, args: argparse.Namespace, data: bytes, stderr: BinaryIO
-) -> bytes:
-    """
-    Do one echo over a stream connection; with C{-v}, report its timings on
-    C{stderr}.
-
-    @return: the echo.
-    @raise ClientExit: for a C{--connect} Twisted can't parse.
-    """
-    endpoint = make_endpoint(reactor, args)
-    started = reactor.seconds()
-    protocol, finished = start_echo(reactor, endpoint, data, args.timeout)
-    reply = await finished
-    ended = reactor.seconds()
-    if args.verbose and protocol.connected_at is not None:
-        stderr.write(
-            f"{PROG}: connected to {_target(args)} in "
-            f"{(protocol.connected_at - started) * 1000:.3f} ms; "
-            f"{len(reply)} bytes echoed in "
-            f"{(ended - protocol.connected_at) * 1000:.3f} ms\n".encode()
-        )
-    return reply
-
-
-async def run_udp(reactor: object, args: argparse.Namespace, data: bytes) -> bytes:
-    """
-    Do one echo over UDP.
-
-    @return: the echo.
-    @raise ClientExit: for options UDP can't take.
-    """
-    if args.connect is not None:
-        raise ClientExit(EXIT_USAGE, "--udp takes --host and --port, not --connect")
-    if len(data) > MAX_DATAGRAM:
-        raise ClientExit(
-            EXIT_USAGE,
-            f"--udp: {len(data)} bytes is over one datagram ({MAX_DATAGRAM})",
-        )
-    return await echo_udp(
-        reactor, args.host, args.port, data, args.timeout, args.retries
-    )
-
-
-def _reason(error: Exception) -> str:
-    """
-    @return: why C{error} happened: "name not found", a Twisted connection
-        error's reason without its class's description, an OS error's
-        C{strerror}, or else the error's text.
-    """
-    if isinstance(error, DNSLookupError):
-        return "name not found"
-    if isinstance(error, CannotListenError):
-        return _reason(error.socketError)
-    if isinstance(error, ConnectError):
-        return str(error).rsplit(": ", 1)[-1].rstrip(".")
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return str(error)
+    if args.info:
+        await run_info(reactor, args, stdout)
+        return
+    await oneshot.run(reactor, args, stdin, stdout, stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -325,11 +211,16 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     @param argv: the arguments, C{sys.argv[1:]} by default.
     """
     args = build_parser().parse_args(argv)
+    try:
+        check_arguments(args, sys.stdin.isatty())
+    except ClientExit as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        raise SystemExit(e.code) from None
 
     async def react_main(reactor: Any) -> None:
         reactor.installNameResolver(EncodableNamesResolver(reactor.nameResolver))
         try:
-            await run(
+            await dispatch(
                 reactor, args, sys.stdin.buffer, sys.stdout.buffer, sys.stderr.buffer
             )
         except ClientExit as e:

@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python.failure import Failure
 
-from echotwist.client import EchoMismatch, EchoTimeout
+from echotwist.client.errors import EchoMismatch, EchoTimeout
 
 #: The largest payload of one UDP datagram over IPv4.
 MAX_DATAGRAM = 65507

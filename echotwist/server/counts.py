@@ -35,6 +35,10 @@ class Snapshot:
     @ivar bytes_echoed: bytes echoed on TCP.
     @ivar datagrams_echoed: UDP datagrams echoed.
     @ivar datagrams_dropped: UDP datagrams not echoed.
+    @ivar closed_at_shutdown: TCP connections aborted at the shutdown
+        timeout (a worker's final report says; 0 until then).
+    @ivar proxy_rejected_total: connections to PROXY echo ports
+        (C{haproxy:}) closed for their header or their peer.
     """
 
     open_connections: int = 0
@@ -43,6 +47,20 @@ class Snapshot:
     bytes_echoed: int = 0
     datagrams_echoed: int = 0
     datagrams_dropped: int = 0
+    closed_at_shutdown: int = 0
+    proxy_rejected_total: int = 0
+
+    def __add__(self, other: Snapshot) -> Snapshot:
+        """
+        @param other: another process's counts.
+        @return: the sum of both, field by field.
+        """
+        return Snapshot(
+            **{
+                f.name: getattr(self, f.name) + getattr(other, f.name)
+                for f in fields(self)
+            }
+        )
 
     def to_json(self) -> str:
         """
@@ -84,6 +102,7 @@ def take_snapshot(
         bytes_echoed=factory.bytes_echoed,
         datagrams_echoed=sum(p.datagrams_echoed for p in udp),
         datagrams_dropped=sum(p.datagrams_dropped for p in udp),
+        proxy_rejected_total=factory.proxy_rejected_total,
     )
 
 

@@ -12,23 +12,33 @@ import os
 import select
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
+from echotwist._twisted_private import option_given
+from echotwist.ports import PORT_RANGE
 from echotwist.server.endpoints import (
     MAX_PORT,
+    ListenerError,
     check_endpoint,
     check_shareable,
     endpoint_description,
     port_number,
 )
 from echotwist.server.protocol import EchoFactory
+from echotwist.server.proxy import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_PROXY_FROM,
+    ProxySettings,
+    parse_networks,
+)
 from echotwist.server.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
 from echotwist.server.udp import DEFAULT_BURST, DEFAULT_RATE
 
-DEFAULT_PORT = "tcp:9000"
+DEFAULT_PORT = "9000"
 #: Where Linux says the longest listen queue it allows (C{somaxconn}).
 SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
 #: The listen queue length where the system does not say its limit.
@@ -128,8 +138,9 @@ class Options(usage.Options):
             "udp",
             None,
             None,
-            "Also echo UDP datagrams on this PORT or INTERFACE:PORT (off by "
-            "default; rate-limited per source, never answers ports below 1024).",
+            "Also echo UDP datagrams on this PORT, INTERFACE:PORT or "
+            "[IPV6]:PORT (off by default; rate-limited per source, never "
+            "answers ports below 1024).",
         ],
         [
             "udp-rate",
@@ -155,15 +166,48 @@ class Options(usage.Options):
             None,
             "Serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9100).",
         ],
+        [
+            "proxy-timeout",
+            None,
+            f"{DEFAULT_HEADER_TIMEOUT:g}",
+            "Seconds a connection to a haproxy: port gets to send its whole "
+            "PROXY header.",
+        ],
+        [
+            "info",
+            None,
+            None,
+            "Answer each connection on this endpoint (haproxy: ones too) with "
+            "one JSON line describing it as the server saw it, then close.",
+        ],
+        [
+            "info-udp",
+            None,
+            None,
+            "Answer each UDP datagram on this [INTERFACE:]PORT with one JSON "
+            "line describing its source, if the datagram is at least as long "
+            "(rate-limited as --udp is).",
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
+        self["proxy-from"] = []
+
+    def opt_proxy_from(self, network: str) -> None:
+        """
+        Accept PROXY headers (haproxy: ports) only from peers in this
+        network, CIDR (10.0.0.0/8) or address; repeatable (default:
+        127.0.0.0/8 and ::1).
+        """
+        self["proxy-from"].append(network)
 
     def opt_port(self, port: str) -> None:
         """
-        Listen on this port or endpoint (default tcp:9000); repeatable.
+        Listen on this PORT (TCP on every IPv6 and IPv4 address), HOST:PORT
+        (127.0.0.1:9000, [::1]:9000) or endpoint (tcp:9000, unix:/tmp/echo.sock);
+        repeatable [default: 9000].
         """
         self["ports"].append(port)
 
@@ -180,6 +224,7 @@ class Options(usage.Options):
             # install_default_reactor.  (Parsed anywhere else, choosing the
             # reactor is left to the program.)
             install_default_reactor()
+            no_default_pidfile(self.parent, sys.argv[1:])
         backlog = _number(int, "backlog", self["backlog"], 1)
         self["backlog"] = backlog
         self["max-connections"] = _number(
@@ -193,16 +238,52 @@ class Options(usage.Options):
         self["udp-burst"] = _number(int, "udp-burst", self["udp-burst"], 1)
         if self["udp"] is not None:
             self["udp"] = udp_address(self["udp"])
+        if self["info-udp"] is not None:
+            self["info-udp"] = udp_address(self["info-udp"], "info-udp")
+        self["proxy-timeout"] = _number(
+            float, "proxy-timeout", self["proxy-timeout"], 0.001
+        )
+        try:
+            networks = parse_networks(self["proxy-from"])
+        except ValueError as e:
+            raise usage.UsageError(f"--proxy-from {e}") from None
+        self["proxy-from"] = [str(network) for network in networks]
         if not self["ports"]:
             self["ports"] = [DEFAULT_PORT]
-        self["ports"] = [endpoint_description(p, backlog) for p in self["ports"]]
-        for description in self["ports"]:
-            check_endpoint(description)
+        typed = self["ports"]
+        self["ports"] = [endpoint_description(p, backlog) for p in typed]
+        #: What was typed for each description, for messages.
+        self["typed"] = dict(zip(self["ports"], typed, strict=True))
+        for description, value in self["typed"].items():
+            self._check_listener(partial(check_endpoint, typed=value), description)
         self["workers"] = parse_workers(self["workers"])
         if self["workers"] > 1:
             check_shareable(self["ports"])
         if self["metrics"] is not None:
-            _check_metrics(self["metrics"])
+            self._check_listener(_check_metrics, self["metrics"])
+        if self["info"] is not None:
+            info = self["info"]
+            self["info"] = endpoint_description(info, backlog)
+            self["typed"][self["info"]] = info
+            self._check_listener(partial(check_endpoint, option="info"), self["info"])
+
+    def _check_listener(self, check: Callable[[str], None], description: str) -> None:
+        """
+        Run one listener's check; under twistd, a L{ListenerError} it raises
+        ends twistd with that one line (exit status 1) instead of twistd's
+        usage text and the error, as it would once the listener starts.
+
+        @param check: the check, given C{description}.
+        @param description: the endpoint description to check.
+        @raise SystemExit: under twistd, for a L{ListenerError}.
+        @raise usage.UsageError: otherwise, for anything wrong.
+        """
+        try:
+            check(description)
+        except ListenerError as e:
+            if self.parent is not None:
+                raise SystemExit(f"twistd echo: {e}") from None
+            raise
 
 
 def install_default_reactor() -> bool:
@@ -226,11 +307,30 @@ def install_default_reactor() -> bool:
     return True
 
 
-def udp_address(value: str) -> tuple[str, int]:
+def no_default_pidfile(twistd: usage.Options, argv: list[str]) -> bool:
     """
-    Parse a C{--udp} value.
+    In the foreground (C{twistd -n}), write no pidfile unless C{--pidfile}
+    is given: twistd's default C{twistd.pid} in the working directory
+    refuses a second C{twistd -n echo --port 9001} there ("Another twistd
+    server is running") and is left behind by a start that fails.  A
+    daemon keeps twistd's default: it is how it is found and stopped.
+
+    @param twistd: twistd's own options, parsed from C{argv}.
+    @param argv: twistd's arguments.
+    @return: whether the pidfile was turned off.
+    """
+    if not twistd.get("nodaemon") or option_given(twistd, "pidfile", argv):
+        return False
+    twistd["pidfile"] = ""
+    return True
+
+
+def udp_address(value: str, option: str = "udp") -> tuple[str, int]:
+    """
+    Parse a C{--udp} (or C{--info-udp}) value.
 
     @param value: C{PORT}, C{INTERFACE:PORT} or C{[IPV6]:PORT}.
+    @param option: the option it came from, for the message.
     @return: the interface (C{""} for all) and the port number.
     @raise usage.UsageError: if the port is not a number in 0-65535.
     """
@@ -238,7 +338,10 @@ def udp_address(value: str) -> tuple[str, int]:
     interface = interface.removeprefix("[").removesuffix("]")
     number = port_number(port)
     if number is None or not 0 <= number <= MAX_PORT:
-        raise usage.UsageError(f"--udp {value!r}: expected [INTERFACE:]PORT")
+        raise usage.UsageError(
+            f"--{option} {value!r}: expected PORT, INTERFACE:PORT or [IPV6]:PORT "
+            f"({PORT_RANGE})"
+        )
     return interface, number
 
 
@@ -293,3 +396,13 @@ def make_factory(config: Options, clock: IReactorTime) -> EchoFactory:
         max_connections=config["max-connections"] or None,
         verbose=bool(config["verbose"]),
     )
+
+
+def make_proxy_settings(config: Options, clock: IReactorTime) -> ProxySettings:
+    """
+    @param config: parsed L{Options}.
+    @param clock: the reactor (or a L{twisted.internet.task.Clock}).
+    @return: the settings the process's C{haproxy:} ports share.
+    """
+    trusted = parse_networks(config["proxy-from"] or DEFAULT_PROXY_FROM)
+    return ProxySettings(clock, trusted, timeout=config["proxy-timeout"])

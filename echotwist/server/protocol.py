@@ -16,9 +16,11 @@ put on an open network, all of them Twisted machinery rather than our own:
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
@@ -41,9 +43,12 @@ from echotwist.server.fastpath import (
     reads_directly,
     send,
 )
+from echotwist.words import counted, were
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
+
+    from echotwist.server.proxy import ProxyHeader
 
 #: How much of each chunk C{--verbose} logs.
 VERBOSE_CHUNK_BYTES = 64
@@ -55,12 +60,17 @@ def describe_peer(address: IAddress) -> str:
 
     @param address: the transport's C{getPeer()}.
     @return: C{('127.0.0.1', 57854)} for an IP peer (as the lab's
-        C{Connected by} line shows it), the socket path for a named UNIX
-        peer, and C{repr(address)} for anything else.
+        C{Connected by} line shows it; an IPv4 client of the dual-stack
+        default port, C{::ffff:127.0.0.1} to its IPv6 socket, by its IPv4
+        address), the socket path for a named UNIX peer, and
+        C{repr(address)} for anything else.
     """
     host = getattr(address, "host", None)
     port = getattr(address, "port", None)
     if host is not None and port is not None:
+        if isinstance(host, str) and host.lower().startswith("::ffff:"):
+            with suppress(ValueError):
+                host = str(ipaddress.IPv6Address(host).ipv4_mapped or host)
         return repr((host, port))
     name = getattr(address, "name", "missing")
     if name is None:
@@ -87,6 +97,65 @@ def _over_tcp(transport: ITransport) -> TypeGuard[ITCPTransport]:
     )
 
 
+def _tcp_socket(transport: object) -> socket.socket | None:
+    """
+    Find the TCP socket under a transport, through any protocol wrappers
+    (TLS, PROXY protocol) on the way.
+
+    @param transport: a connected transport.
+    @return: the IP socket it reads from, or L{None} if there is none (a
+        UNIX connection, a fake).
+    """
+    for _ in range(4):  # a wrapper in a wrapper at most, in practice
+        get_handle = getattr(transport, "getHandle", None)
+        if ITCPTransport.providedBy(transport) and get_handle is not None:
+            handle = get_handle()
+            if isinstance(handle, socket.socket):
+                family = handle.family
+                ip = family in (socket.AF_INET, socket.AF_INET6)
+                return handle if ip else None
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return None
+    return None
+
+
+def _lowest_transport(transport: object) -> ITransport:
+    """
+    Find the transport at the bottom of any protocol wrappers (TLS).
+
+    @param transport: a connected transport.
+    @return: the transport the lowest wrapper writes to (C{transport}
+        itself if it wraps none).
+    """
+    for _ in range(4):  # a wrapper in a wrapper at most, in practice
+        below = getattr(transport, "transport", None)
+        if below is None:
+            break
+        transport = below
+    return cast("ITransport", transport)
+
+
+def keep_urgent_inline(transport: object) -> None:
+    """
+    Have TCP urgent data (C{MSG_OOB}) arrive in the byte stream, in place,
+    so that it is echoed like any other byte instead of being dropped
+    (C{SO_OOBINLINE}).
+
+    Linux reads the option when the data is read, not when it arrives, so
+    setting it as the connection is made also keeps an urgent byte that
+    came before.
+
+    @param transport: a connected transport; one with no TCP socket under
+        it is left alone.
+    """
+    sock = _tcp_socket(transport)
+    if sock is not None:
+        # As for TCP_NODELAY: a socket already reset may refuse it.
+        with suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+
+
 @implementer(IHalfCloseableProtocol)
 class Echo(Protocol, TimeoutMixin):
     """
@@ -94,11 +163,16 @@ class Echo(Protocol, TimeoutMixin):
 
     @ivar factory: the L{EchoFactory} that built this protocol.
     @ivar bytes_in: bytes received so far on this connection.
-    @ivar peer: the peer as L{describe_peer} names it.
+    @ivar peer: the peer as L{describe_peer} names it (behind a PROXY
+        header, the client and the proxy, as L{ProxyHeader.describe} names
+        them).
+    @ivar proxy_header: the PROXY header the connection came with, set
+        before it is connected (L{echotwist.server.proxy}), or L{None}.
     """
 
     factory: EchoFactory
     log = Logger()
+    proxy_header: ProxyHeader | None = None
     #: Whether echoes are written with L{send} (on a plain connection) rather
     #: than C{transport.write}; decided once the connection is made.
     _sends_directly = False
@@ -113,20 +187,25 @@ class Echo(Protocol, TimeoutMixin):
         """
         Register the transport as its own producer, turn Nagle's algorithm
         off over TCP (an echo must not wait for the peer's delayed ACK),
-        choose the direct paths where they apply, start the idle timer and
-        log the peer.
+        keep urgent data in the stream (L{keep_urgent_inline}), choose the
+        direct paths where they apply, start the idle timer and log the peer.
         """
         transport = self.transport
         assert transport is not None
         factory = self.factory
         self._started = factory.clock.seconds()
-        self.peer = describe_peer(transport.getPeer())
+        header = self.proxy_header
+        if header is None:
+            self.peer = describe_peer(transport.getPeer())
+        else:
+            self.peer = header.describe()
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
         if _over_tcp(transport):
             # Some systems refuse it on a socket the peer has already reset;
             # the connection is then about to be reported lost anyway.
             with suppress(OSError):
                 transport.setTcpNoDelay(True)
+        keep_urgent_inline(transport)
         if can_send_directly(transport):
             self._sends_directly = True
             if (
@@ -150,8 +229,9 @@ class Echo(Protocol, TimeoutMixin):
             self.resetTimeout()
         if self.factory.verbose:
             self.log.info(
-                "Received {size} bytes from {peer}: {chunk}",
+                "Received {size_text} from {peer}: {chunk}",
                 size=len(data),
+                size_text=counted(len(data), "byte"),
                 peer=self.peer,
                 chunk=_truncated_repr(data),
             )
@@ -197,7 +277,10 @@ class Echo(Protocol, TimeoutMixin):
         connection, or abort it if a close could wait forever.
 
         A connection with nothing left to send is closed cleanly, and the
-        timer started again.  One whose echo is not being read (its buffer
+        timer started again; under TLS, our close alert is sent and the TCP
+        connection closed without waiting for the client's (which a client
+        that does not read would never send), so it is freed at this
+        timeout, not the next.  One whose echo is not being read (its buffer
         can't drain: a clean close would wait for it forever, holding the
         connection and its C{max_connections} slot), or one already closing
         (the client half-closed, or it timed out once) that has not finished
@@ -218,6 +301,12 @@ class Echo(Protocol, TimeoutMixin):
         )
         self.setTimeout(timeout)
         self._finish()
+        lowest = _lowest_transport(self.transport)
+        if lowest is not self.transport:
+            # Under TLS a clean close waits for the client's close_notify,
+            # which a client that does not read never sends: close the TCP
+            # connection as soon as ours has gone out.
+            lowest.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
@@ -234,11 +323,13 @@ class Echo(Protocol, TimeoutMixin):
         duration = self.factory.clock.seconds() - self._started
         self.factory.connection_closed(self)
         self.log.info(
-            "Disconnected {peer}: {bytes_in} bytes in, {bytes_out} bytes out, "
+            "Disconnected {peer}: {bytes_in_text} in, {bytes_out_text} out, "
             "{duration:.3f} s ({why})",
             peer=self.peer,
             bytes_in=self.bytes_in,
-            bytes_out=self.bytes_in - self._unsent(),
+            bytes_out=(sent := self.bytes_in - self._unsent()),
+            bytes_in_text=counted(self.bytes_in, "byte"),
+            bytes_out_text=counted(sent, "byte"),
             duration=duration,
             why=reason.getErrorMessage(),
         )
@@ -318,6 +409,9 @@ class EchoFactory(Factory):
     @ivar open_connections: the protocols now connected.
     @ivar connections_total: connections accepted since start.
     @ivar refused_total: connections closed for being over the limit.
+    @ivar proxy_rejected_total: connections to PROXY ports serving this
+        factory closed for their header or their peer
+        (L{echotwist.server.proxy}).
     @ivar bytes_echoed: bytes received (and so echoed) by closed and open
         connections.
     """
@@ -340,6 +434,7 @@ class EchoFactory(Factory):
         self.open_connections: set[Echo] = set()
         self.connections_total = 0
         self.refused_total = 0
+        self.proxy_rejected_total = 0
         self._bytes_closed = 0
         self._refused_since_full = 0
 
@@ -395,8 +490,10 @@ class EchoFactory(Factory):
         self._bytes_closed += protocol.bytes_in
         if self._refused_since_full:
             self.log.warn(
-                "Below the connection limit again; {count} connections were "
+                "Below the connection limit again; {count_text} {were} "
                 "refused while it was reached",
                 count=self._refused_since_full,
+                count_text=counted(self._refused_since_full, "connection"),
+                were=were(self._refused_since_full),
             )
             self._refused_since_full = 0

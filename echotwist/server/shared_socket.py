@@ -3,7 +3,10 @@ Share a listening socket between processes.
 
 A worker of C{--workers} accepts on a socket its parent made and shares with
 the other workers: L{SharedSocketEndpoint} makes stopping it stop accepting
-only, leaving the socket (and a UNIX socket's path) to the parent.
+and close this process's descriptor of the socket, leaving the socket itself
+(and a UNIX socket's path) to the parent.  (The socket closes, and new
+connections are refused, once every process holding it has closed it: the
+parent when it stops, each worker when it stops.)
 """
 
 from __future__ import annotations
@@ -17,30 +20,38 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import implementer
 
+from echotwist._twisted_private import listening_socket
+
 
 @implementer(IListeningPort)
 class _SharedPort:
     """
     A listening port whose socket other processes share: stopping it stops
-    this process accepting, and the socket closes when the process exits.
-    (Stopping the port itself would close the socket and, for a UNIX
-    socket, remove its path: the other processes' too.)
+    this process accepting and closes its descriptor of the socket at once
+    (not after the drain: a descriptor left open keeps the socket listening
+    with nobody accepting).  Stopping the port itself would also remove a
+    UNIX socket's path: the other processes' too.
     """
 
     def __init__(self, port: IListeningPort) -> None:
         self._port = port
+        self.closed = False
 
     def startListening(self) -> None:
         """
-        Accept again.
+        Accept again, unless closed.
         """
-        self._port.startReading()  # type: ignore[attr-defined]
+        if not self.closed:
+            self._port.startReading()  # type: ignore[attr-defined]
 
     def stopListening(self) -> None:
         """
-        Stop accepting.
+        Stop accepting, and close this process's descriptor.
         """
         self._port.stopReading()  # type: ignore[attr-defined]
+        if not self.closed:
+            self.closed = True
+            listening_socket(self._port).close()
 
     def getHost(self) -> IAddress:
         """

@@ -6,22 +6,31 @@ C{timeout} seconds to finish, the rest are aborted, one summary line is
 logged and twistd exits 0.  (twistd's own SIGTERM handler makes the process
 kill itself with SIGTERM once the reactor stops, so a supervisor would see a
 signal death rather than a clean exit; L{ShutdownService} replaces it.)
+
+A second SIGTERM or SIGINT during the drain is harmless and silent: the
+shutdown under way goes on as it was (the drain is not cut short), and
+nothing is logged.  (The reactor's own handlers would stop the reactor
+again, and log a C{ReactorNotRunning} traceback per extra signal.)
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from echotwist._twisted_private import replace_sigterm_handler
+from echotwist._twisted_private import replace_sigterm_handler, wrap_signal_handler
 from echotwist.server.counts import Snapshot, local_snapshots
 from echotwist.server.protocol import EchoFactory
+from echotwist.words import counted
 
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
@@ -71,7 +80,11 @@ class ShutdownService(MultiService):
     @ivar timeout: seconds open connections get to finish.
     @ivar counts: the counts to sum up in the summary, by process (see
         L{echotwist.server.counts}); a worker that has exited by the end counts
-        as it was when shutdown began.
+        as it was when shutdown began, unless C{counts} still gives its
+        final report (as L{echotwist.server.workers.WorkerPool.totals}
+        does).
+    @ivar aborted: connections this process aborted at the timeout, once
+        the drain is over (L{None} before).
     """
 
     log = Logger()
@@ -88,22 +101,54 @@ class ShutdownService(MultiService):
         self.reactor = reactor
         self.timeout = timeout
         self.counts = counts or (lambda: local_snapshots(factory))
+        self.stopping = False
+        self.aborted: int | None = None
 
     def startService(self) -> None:
         """
         Install the SIGTERM handler once the reactor runs (the reactor
-        installs its own as it starts).
+        installs its own as it starts), and make the reactor's SIGINT
+        handler act on the first signal only.
         """
         super().startService()
         replace_sigterm_handler(self.reactor, self._sigterm)
+        wrap_signal_handler(self.reactor, signal.SIGINT, self._first_only)
 
     def _sigterm(self, signum: int, frame: object) -> None:
         """
         Stop the reactor from the signal handler, as the reactor's own
-        handler does, but without recording the signal as the exit status.
+        handler does, but without recording the signal as the exit status;
+        once shutting down, do nothing.
         """
+        if self.stopping:
+            return
+        self.stopping = True
         self.log.info("SIGTERM received: shutting down")
-        self.reactor.callFromThread(self.reactor.stop)
+        self.reactor.callFromThread(self._stop_reactor)
+
+    def _stop_reactor(self) -> None:
+        """
+        Stop the reactor unless something else already has.
+        """
+        with suppress(ReactorNotRunning):
+            self.reactor.stop()
+
+    def _first_only(
+        self, handler: Callable[[int, Any], object]
+    ) -> Callable[[int, Any], None]:
+        """
+        @param handler: a signal handler that starts the shutdown (the
+            reactor's SIGINT handler, which twistd's exit status relies on).
+        @return: a handler that calls it unless the shutdown has begun.
+        """
+
+        def first_only(signum: int, frame: Any) -> None:
+            if self.stopping:
+                return
+            self.stopping = True
+            handler(signum, frame)
+
+        return first_only
 
     def stopService(self) -> Deferred[None]:
         """
@@ -112,6 +157,7 @@ class ShutdownService(MultiService):
         @return: a L{Deferred} that fires when every connection has ended and
             every child has stopped.
         """
+        self.stopping = True
         at_stop = dict(self.counts())
         children: Deferred[None] = super().stopService()
         open_now = len(self.factory.open_connections)
@@ -135,18 +181,23 @@ class ShutdownService(MultiService):
         Log the one summary line.
 
         @param counts: the final counts, by process.
-        @param aborted: connections aborted at the timeout.
+        @param aborted: connections this process aborted at the timeout
+            (workers report theirs in their counts).
         """
+        self.aborted = aborted
         total = list(counts.values())
         self.log.info(
-            "Shutdown complete: {connections} connections served, {bytes} bytes "
+            "Shutdown complete: {connections_served} served, {bytes_echoed} "
             "echoed, {refused} refused at the connection limit, {aborted} closed "
-            "at the shutdown timeout; UDP: {datagrams} datagrams echoed, "
+            "at the shutdown timeout; UDP: {datagrams_echoed} echoed, "
             "{dropped} dropped",
-            connections=sum(c.connections_total for c in total),
-            bytes=sum(c.bytes_echoed for c in total),
+            connections=(connections := sum(c.connections_total for c in total)),
+            bytes=(echoed := sum(c.bytes_echoed for c in total)),
             refused=sum(c.refused_total for c in total),
-            aborted=aborted,
-            datagrams=sum(c.datagrams_echoed for c in total),
+            aborted=aborted + sum(c.closed_at_shutdown for c in total),
+            datagrams=(datagrams := sum(c.datagrams_echoed for c in total)),
             dropped=sum(c.datagrams_dropped for c in total),
+            connections_served=counted(connections, "connection"),
+            bytes_echoed=counted(echoed, "byte"),
+            datagrams_echoed=counted(datagrams, "datagram"),
         )

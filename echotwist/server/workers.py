@@ -6,36 +6,47 @@ through its endpoint, as a single process would, but never accepts: it hands
 each listening socket to N worker processes (C{python -m
 echotwist.server.workers}), which adopt it with
 L{AdoptedStreamServerEndpoint} and share its accept queue.
-A worker that stops only stops accepting (L{SharedSocketEndpoint}): the
-parent alone closes the sockets, and removes a UNIX socket's path.
-The parent restarts a worker that dies, signals them all to stop when it is
-stopped itself, and exits once they have.
+A worker that stops closes its own descriptor of each socket at once but
+never the socket itself (L{SharedSocketEndpoint}): the parent alone closes
+the sockets, and removes a UNIX socket's path.
+The parent restarts a worker that dies, and when it is stopped itself closes
+the listening sockets at once (with the workers' descriptors closed too, new
+connections are refused during the drain, as with one process), signals
+the workers to stop, and exits once they have.
 
 A worker sends its counts to the parent as a JSON line on its stdout every
-L{REPORT_INTERVAL} seconds, for C{--metrics}; it logs to its stderr, which the
-parent relays into its own log; and it exits when its stdin closes, so a
-parent killed outright leaves no workers behind.
+L{REPORT_INTERVAL} seconds, for C{--metrics}, and once more when it has
+drained its connections (its final counts, with those it closed at the
+shutdown timeout: the parent's summary adds these up); it logs to its
+stderr, which the parent relays into its own log; and it stops when its
+stdin closes, so a parent killed outright leaves no workers behind: each
+closes its listening descriptors at once (the port is free for a restart),
+drains its connections, and exits.
 """
 
 from __future__ import annotations
 
+import itertools
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints, task
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import (
     IDelayedCall,
+    IHalfCloseableProtocol,
     IListeningPort,
     IProcessTransport,
     IReactorCore,
     IReactorProcess,
     IReactorTime,
+    IStreamServerEndpoint,
 )
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.stdio import StandardIO
@@ -48,12 +59,20 @@ from twisted.logger import (
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.python.reflect import namedModule, qual
+from zope.interface import implementer
 
-from echotwist._twisted_private import listen_now, listening_socket
+from echotwist._twisted_private import (
+    close_without_shutdown,
+    listen_now,
+    listening_socket,
+)
 from echotwist.server.counts import Snapshot, take_snapshot
-from echotwist.server.listeners import listeners
-from echotwist.server.options import Options, make_factory
+from echotwist.server.endpoints import inner_description, proxied
+from echotwist.server.listeners import NamedEndpoint, listeners
+from echotwist.server.options import Options, make_factory, make_proxy_settings
 from echotwist.server.protocol import EchoFactory
+from echotwist.server.proxy import ProxyEndpoint
+from echotwist.server.reuseport import ReusePortReactor, more_sockets, one_per_worker
 from echotwist.server.shutdown import ShutdownService
 
 #: Seconds between a worker's reports to its parent.
@@ -77,10 +96,16 @@ STOP_TIMEOUT = 10.0
 #: Longest line a worker may send before the parent drops it.
 _MAX_LINE = 65536
 
+#: Seconds a worker waits for its final report to be written to the parent.
+FINAL_REPORT_TIMEOUT = 5.0
+
+#: Numbers the workers' lives, so that each life's counts are its own.
+_lives = itertools.count(1)
+
 
 #: C{twistd echo} options that concern the parent only (UDP is served by the
 #: parent: a datagram socket has no accept queue to share).
-_PARENT_ONLY = frozenset({"workers", "metrics", "backlog", "udp"})
+_PARENT_ONLY = frozenset({"workers", "metrics", "backlog", "udp", "info", "info-udp"})
 
 
 def worker_args(config: Options) -> list[str]:
@@ -98,6 +123,8 @@ def worker_args(config: Options) -> list[str]:
     for parameter in (str(entry[0]) for entry in config.optParameters):
         if parameter not in _PARENT_ONLY and config[parameter] is not None:
             args += [f"--{parameter}", str(config[parameter])]
+    for network in config["proxy-from"]:
+        args += ["--proxy-from", network]
     return args
 
 
@@ -125,6 +152,8 @@ class WorkerProcess(ProcessProtocol):
     The parent's end of one worker: its reports, its log, its exit.
 
     @ivar index: the worker's number, 1 to N.
+    @ivar life: this process's label among every worker process the pool
+        started (a restarted worker gets a new one).
     @ivar started: when it was started, by the pool's clock.
     @ivar snapshot: its latest report, or L{None} before the first.
     @ivar ended: fires when the process has exited.
@@ -135,6 +164,7 @@ class WorkerProcess(ProcessProtocol):
     def __init__(self, pool: WorkerPool, index: int, started: float) -> None:
         self.pool = pool
         self.index = index
+        self.life = f"{index}.{next(_lives)}"
         self.started = started
         self.snapshot: Snapshot | None = None
         self.ended: Deferred[None] = Deferred()
@@ -195,6 +225,7 @@ class WorkerPool(Service):
         worker_args: Sequence[str],
         factory: Factory,
         stop_timeout: float = STOP_TIMEOUT,
+        reuseport: bool = False,
     ) -> None:
         """
         @param reactor: an L{IReactorProcess} and L{IReactorTime} provider.
@@ -205,6 +236,9 @@ class WorkerPool(Service):
             ports in the log but never builds a protocol.
         @param stop_timeout: seconds workers get to exit after SIGTERM (their
             graceful shutdown) before they are killed.
+        @param reuseport: whether to give each worker its own C{SO_REUSEPORT}
+            socket on the TCP ports (see L{echotwist.server.reuseport}),
+            rather than one socket they all share.
         """
         self._reactor = reactor
         self._descriptions = list(descriptions)
@@ -212,23 +246,41 @@ class WorkerPool(Service):
         self._worker_args = list(worker_args)
         self._factory = factory
         self._stop_timeout = stop_timeout
+        self._reuseport = reuseport
         self._ports: list[IListeningPort] = []
+        #: For each port, the sockets of workers 2 to N where each worker
+        #: has its own (worker 1 has the port's); empty where they share it.
+        self._own: list[list[socket.socket]] = []
         self._restarts: dict[int, IDelayedCall] = {}
         self._delays: dict[int, float] = {}
+        self._retired = Snapshot()
+        self._final: dict[str, Snapshot] = {}
         self.workers: dict[int, WorkerProcess] = {}
 
     def privilegedStartService(self) -> None:
         """
         Listen on every port, and stop the parent from accepting on them.
 
-        @raise CannotListenError: or whatever else an endpoint fails with.
+        @raise ListenerError: naming the port, whatever it failed with.
         """
         super().privilegedStartService()
         for description in self._descriptions:
-            endpoint = endpoints.serverFromString(self._reactor, description)
+            # A haproxy: port's socket is its inner description's; each
+            # worker reads the PROXY headers (see _spawn).
+            inner = inner_description(description)
+            own = self._reuseport and self._count > 1 and one_per_worker(inner)
+            reactor = ReusePortReactor(self._reactor) if own else self._reactor
+            endpoint = NamedEndpoint(
+                endpoints.serverFromString(reactor, inner), "port", description
+            )
             port = listen_now(endpoint, self._factory, description)
             port.stopReading()  # type: ignore[attr-defined]
+            close_without_shutdown(port)
             self._ports.append(port)
+            more: list[socket.socket] = []
+            if own:
+                more = more_sockets(port, self._count - 1, reactor.backlog)
+            self._own.append(more)
 
     def startService(self) -> None:
         """
@@ -240,32 +292,35 @@ class WorkerPool(Service):
 
     def stopService(self) -> Deferred[None]:
         """
-        Ask every worker to stop (SIGTERM), kill those still running after
-        C{stop_timeout}, then close the ports.
+        Close the ports at once, ask every worker to stop (SIGTERM; each
+        closes its descriptors of the ports as it does, so that the sockets
+        close and new connections are refused while the workers drain),
+        and kill those still running after C{stop_timeout}.
 
-        @return: fires once every worker has exited.
+        @return: fires once every worker has exited and the ports are
+            closed.
         """
         super().stopService()
         for call in self._restarts.values():
             call.cancel()
         self._restarts.clear()
+        closing = [maybeDeferred(port.stopListening) for port in self._ports]
+        self._ports.clear()
+        for sock in itertools.chain.from_iterable(self._own):
+            sock.close()
+        self._own.clear()
         workers = list(self.workers.values())
         for worker in workers:
             _signal(worker, "TERM")
         clock: IReactorTime = self._reactor
         kill = clock.callLater(self._stop_timeout, self._kill, workers)
-        ended: Deferred[None] = DeferredList(
-            [worker.ended for worker in workers]
-        ).addCallback(lambda _: None)
 
-        def close(result: None) -> Deferred[None]:
+        def ended(result: object) -> None:
             if kill.active():
                 kill.cancel()
-            closing = [maybeDeferred(port.stopListening) for port in self._ports]
-            self._ports.clear()
-            return DeferredList(closing).addCallback(lambda _: None)
 
-        return ended.addCallback(close)
+        waiting: list[Deferred[Any]] = [worker.ended for worker in workers]
+        return DeferredList(waiting + closing).addCallback(ended)
 
     def snapshots(self) -> Mapping[str, Snapshot]:
         """
@@ -276,6 +331,22 @@ class WorkerPool(Service):
             for index, worker in sorted(self.workers.items())
             if worker.snapshot is not None
         }
+
+    def totals(self) -> Mapping[str, Snapshot]:
+        """
+        The counts of every worker process the pool has run, for the
+        shutdown summary: the latest report of each running one and the
+        last (after a graceful stop, the final) report of each that exited
+        while the pool was stopping, by life; those that exited before
+        (and were restarted) are summed up as C{retired}.
+
+        @return: the counts, by label.
+        """
+        totals = {"retired": self._retired, **self._final}
+        for worker in self.workers.values():
+            if worker.snapshot is not None:
+                totals[worker.life] = worker.snapshot
+        return totals
 
     def worker_ended(self, worker: WorkerProcess, reason: Failure) -> None:
         """
@@ -289,8 +360,11 @@ class WorkerPool(Service):
         """
         if self.workers.get(worker.index) is worker:
             del self.workers[worker.index]
+        last = worker.snapshot or Snapshot()
         if not self.running:
+            self._final[worker.life] = last
             return
+        self._retired += replace(last, open_connections=0)
         clock: IReactorTime = self._reactor
         previous = self._delays.get(worker.index)
         if previous is None or clock.seconds() - worker.started >= STABLE_AFTER:
@@ -322,10 +396,12 @@ class WorkerPool(Service):
             str(index),
         ]
         argv += ["--reactor", type(self._reactor).__module__]
-        for child_fd, port in enumerate(self._ports, start=3):
-            sock = listening_socket(port)
+        ports = zip(self._ports, self._own, self._descriptions, strict=True)
+        for child_fd, (port, own, description) in enumerate(ports, start=3):
+            sock = own[index - 2] if own and index > 1 else listening_socket(port)
             fds[child_fd] = sock.fileno()
-            argv += ["--fd", f"{child_fd}:{sock.family.name}"]
+            flag = ":haproxy" if proxied(description) else ""
+            argv += ["--fd", f"{child_fd}:{sock.family.name}{flag}"]
         clock: IReactorTime = self._reactor
         worker = WorkerProcess(self, index, clock.seconds())
         spawner: IReactorProcess = self._reactor
@@ -395,10 +471,11 @@ class WorkerOptions(usage.Options):
     def opt_fd(self, value: str) -> None:
         """
         Serve on inherited listening socket FD:FAMILY (AF_INET, AF_INET6 or
-        AF_UNIX); repeat for each.
+        AF_UNIX), FD:FAMILY:haproxy if its connections start with a PROXY
+        header; repeat for each.
         """
-        fd, family = value.split(":", 1)
-        self["fds"].append((int(fd), socket.AddressFamily[family]))
+        fd, family, *flags = value.split(":")
+        self["fds"].append((int(fd), socket.AddressFamily[family], "haproxy" in flags))
 
     def parseArgs(self, *echo: str) -> None:
         """
@@ -407,34 +484,78 @@ class WorkerOptions(usage.Options):
         self["echo"] = list(echo)
 
 
+@implementer(IHalfCloseableProtocol)
 class _Reports(Protocol):
     """
     A worker's stdio: reports go out on stdout; stdin closing means the
     parent is gone.
 
     @ivar gone: fires when stdin closes.
+    @ivar flushed: fires once stdout has been written out and closed.
     """
 
     def __init__(self) -> None:
         self.gone: Deferred[None] = Deferred()
+        self.flushed: Deferred[None] = Deferred()
 
-    def connectionLost(self, reason: Failure | None = None) -> None:
+    def readConnectionLost(self) -> None:
         """
         The parent closed our stdin, or died: time to go.
-
-        @param reason: ignored.
         """
         if not self.gone.called:
             self.gone.callback(None)
 
+    def writeConnectionLost(self) -> None:
+        """
+        Everything written to stdout has gone (or can't go: the parent has
+        gone).
+        """
+        if not self.flushed.called:
+            self.flushed.callback(None)
 
-def start_worker(reactor: IReactorCore, *argv: str) -> EchoFactory:
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        Both ends are closed.
+
+        @param reason: ignored.
+        """
+        self.readConnectionLost()
+        self.writeConnectionLost()
+
+    def final(self, snapshot: Snapshot, clock: IReactorTime) -> Deferred[None]:
+        """
+        Send the last report and close stdout, unless the parent has gone.
+
+        @param snapshot: the final counts.
+        @param clock: the reactor, to give up after L{FINAL_REPORT_TIMEOUT}.
+        @return: fires once it is written, or can't be.
+        """
+        if self.gone.called or self.transport is None:
+            return succeed(None)
+        self.transport.write(snapshot.to_json().encode() + b"\n")
+        self.transport.loseWriteConnection()  # type: ignore[attr-defined]
+        waiting: Deferred[None] = Deferred()
+        self.flushed.chainDeferred(waiting)
+        return waiting.addTimeout(
+            FINAL_REPORT_TIMEOUT, clock, onTimeoutCancel=lambda *a: None
+        )
+
+
+def start_worker(
+    reactor: IReactorCore,
+    *argv: str,
+    final: Callable[[Snapshot], Deferred[None]] | None = None,
+) -> EchoFactory:
     """
     Serve the inherited sockets as C{twistd echo} would serve its ports; the
     listeners are services, stopped as the reactor shuts down.
 
     @param reactor: the reactor.
     @param argv: the command line, as L{WorkerOptions} reads it.
+    @param final: called, once the connections have drained and the
+        summary is logged, with the final counts (those the summary gave),
+        before the reactor goes on shutting down; what it returns is waited
+        for.
     @return: the factory serving them.
     @raise SystemExit: if a socket can't be listened on, so that the worker
         exits with an error (and the parent starts another).
@@ -445,21 +566,34 @@ def start_worker(reactor: IReactorCore, *argv: str) -> EchoFactory:
     config.parseOptions(options["echo"])
     clock = cast(IReactorTime, reactor)
     factory = make_factory(config, clock)
+    proxy = make_proxy_settings(config, clock)
     service = MultiService()
-    ShutdownService(
-        factory, reactor, timeout=config["shutdown-timeout"]
-    ).setServiceParent(service)
-    adopted = (
-        endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
-        for fd, family in options["fds"]
-    )
+    shutdown = ShutdownService(factory, reactor, timeout=config["shutdown-timeout"])
+    shutdown.setServiceParent(service)
+    adopted: list[IStreamServerEndpoint] = []
+    for fd, family, haproxy in options["fds"]:
+        endpoint = endpoints.AdoptedStreamServerEndpoint(reactor, fd, family)
+        adopted.append(ProxyEndpoint(endpoint, proxy) if haproxy else endpoint)
     for listener in listeners(adopted, factory, clock, shared=True):
         listener.setServiceParent(service)
     try:
         service.startService()
     except Exception as e:
         raise SystemExit(f"can't listen on the inherited sockets: {e}") from None
-    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+
+    def stop() -> Deferred[None]:
+        stopping: Deferred[None] = service.stopService()
+        if final is not None:
+            stopping.addCallback(
+                lambda _: final(
+                    replace(
+                        take_snapshot(factory), closed_at_shutdown=shutdown.aborted or 0
+                    )
+                )
+            )
+        return stopping
+
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
     return factory
 
 
@@ -475,15 +609,23 @@ def run_worker(reactor: IReactorCore, *argv: str) -> Deferred[None]:
     @raise SystemExit: if a socket can't be listened on.
     """
     Logger().info("reactor class: {reactor}", reactor=qual(type(reactor)))
-    factory = start_worker(reactor, *argv)
     reports = _Reports()
+    clock = cast(IReactorTime, reactor)
+
+    def final(snapshot: Snapshot) -> Deferred[None]:
+        if reporting.running:
+            reporting.stop()
+        return reports.final(snapshot, clock)
+
+    factory = start_worker(reactor, *argv, final=final)
     StandardIO(reports, reactor=reactor)
 
     def report() -> None:
         line = take_snapshot(factory).to_json() + "\n"
         reports.transport.write(line.encode())  # type: ignore[union-attr]
 
-    task.LoopingCall(report).start(REPORT_INTERVAL)
+    reporting = task.LoopingCall(report)
+    reporting.start(REPORT_INTERVAL)
     return reports.gone
 
 

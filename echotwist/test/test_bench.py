@@ -9,28 +9,45 @@ import asyncio
 import io
 import json
 import math
+import multiprocessing
 import os
+import shutil
 import socket
 import sys
+import tempfile
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
 from unittest.mock import patch
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from echotwist import __version__
 from echotwist.bench import __main__ as bench_main
 from echotwist.bench import burst as burst_module
+from echotwist.bench import load, native, storm
 from echotwist.bench.burst import BurstResult
 from echotwist.bench.load import (
+    Job,
     Stream,
     Target,
     _Shared,
+    collect,
     parse_target,
     split,
     worker_count,
 )
-from echotwist.bench.options import Workload, parse
-from echotwist.bench.report import Row, ratios, table
+from echotwist.bench.native import NativeUnavailable
+from echotwist.bench.options import Storm, Workload, parse, parser, program_name
+from echotwist.bench.report import (
+    Row,
+    describe_conns,
+    error_notes,
+    plot,
+    ratios,
+    table,
+)
 from echotwist.bench.servers import Running, ServerSpec
 from echotwist.bench.stats import (
     RunResult,
@@ -244,12 +261,22 @@ class OptionsTests(SynchronousTestCase):
 
     def test_psutilMissing(self) -> None:
         """
-        Without psutil, C{--compare} and C{--server-pid} are usage errors
-        that say what to install, not an L{ImportError} later.
+        Without psutil, C{--burst --server-pid} (which reads the server's
+        memory with it) is a usage error that says what to install, not an
+        L{ImportError} later; server CPU time comes from C{/proc}, so
+        C{--compare} and C{--server-pid} need no psutil.
         """
         with patch.dict(sys.modules, {"psutil": None}):
-            for argv in (["--compare"], ["--connect", "tcp:h:1", "--server-pid", "1"]):
-                self.assertUsageError(argv, "pip install 'echotwist[bench]'")
+            self.assertUsageError(
+                ["--connect", "tcp:h:1", "--burst", "5", "--server-pid", "1"],
+                "pip install 'echotwist[bench]'",
+            )
+            self.assertTrue(parse(["--compare"]).compare)
+            pid = str(os.getpid())
+            self.assertEqual(
+                parse(["--connect", "tcp:h:1", "--server-pid", pid]).server_pid,
+                os.getpid(),
+            )
 
     def test_noSuchProcess(self) -> None:
         """
@@ -393,7 +420,8 @@ class CompareTests(SynchronousTestCase):
                 "3",
             ]
         )
-        rows = bench_main.compare(options, FakePool(1), lambda step: None)  # type: ignore[arg-type]
+        rows, storms = bench_main.compare(options, FakePool(1), lambda step: None)  # type: ignore[arg-type]
+        self.assertEqual(storms, [])
         first, second, third = loaded[:3], loaded[3:6], loaded[6:]
         self.assertEqual(first, [100, 101, 102])
         self.assertEqual(second, first[1:] + first[:1])
@@ -428,7 +456,8 @@ class MainTests(SynchronousTestCase):
             [WorkerResult(echoes=1, latencies=[0.001], wall=1.0)], None, False
         )
         self.patch(bench_main, "LoadPool", FakePool)
-        self.patch(bench_main, "measure", lambda pool, job, pid: result)
+        self.patch(bench_main, "build", no_compiler)
+        self.patch(bench_main, "measure", lambda pool, job, pid, progress: result)
         for argv, label in [
             (["--connect=tcp:127.0.0.1:9"], "tcp:127.0.0.1:9"),
             (["--connect", "tcp:host=h:port=9"], "tcp:h:9"),
@@ -531,3 +560,572 @@ class StreamTests(SynchronousTestCase):
         stream.finish()
         stream.finish()
         self.assertEqual(transport.calls, ["abort"])
+
+
+def no_compiler() -> Path:
+    """
+    Stand in for L{echotwist.bench.native.build} where there is no compiler.
+    """
+    raise NativeUnavailable("no C compiler (cc) found to build it")
+
+
+class HelpTests(SynchronousTestCase):
+    """
+    Tests for C{--help}, C{--version} and the program's name in usage lines.
+    """
+
+    def test_defaultsShown(self) -> None:
+        """
+        C{--help} shows the defaults of C{--connections}, C{--size},
+        C{--duration}, C{--driver} and C{--interval}.
+        """
+        text = " ".join(parser().format_help().split())
+        for shown in (
+            "ping-pong (default: 100)",
+            "64K (default: 1024)",
+            "seconds per run (default: 10)",
+            "(default: auto)",
+            "0 for none (default: 1)",
+        ):
+            self.assertIn(shown, text)
+
+    def test_programName(self) -> None:
+        """
+        Usage names the program as it was invoked: the console script by its
+        name, the module as C{python -m echotwist.bench}.
+        """
+        self.assertEqual(program_name("/venv/bin/echotwist-bench"), "echotwist-bench")
+        self.assertEqual(
+            program_name("/src/echotwist/bench/__main__.py"),
+            "python -m echotwist.bench",
+        )
+        err = io.StringIO()
+        with redirect_stderr(err), self.assertRaises(SystemExit):
+            parse(["--connect", "ssl:h:1"], "echotwist-bench")
+        self.assertTrue(err.getvalue().splitlines()[-1].startswith("echotwist-bench:"))
+
+    def test_version(self) -> None:
+        """
+        C{--version} prints the program and echotwist's version, status 0.
+        """
+        out = io.StringIO()
+        with redirect_stdout(out), self.assertRaises(SystemExit) as raised:
+            parse(["--version"], "echotwist-bench")
+        self.assertEqual(raised.exception.code, 0)
+        self.assertEqual(out.getvalue(), f"echotwist-bench {__version__}\n")
+
+
+class NewOptionsTests(SynchronousTestCase):
+    """
+    Tests for the storm, connect-rate, driver and plot options.
+    """
+
+    def assertUsageError(self, argv: list[str], text: str) -> None:
+        """
+        Assert that C{argv} exits with status 2 and one error line
+        containing C{text}.
+        """
+        err = io.StringIO()
+        with redirect_stderr(err), self.assertRaises(SystemExit) as raised:
+            parse(argv)
+        self.assertEqual(raised.exception.code, 2, argv)
+        last = err.getvalue().splitlines()[-1]
+        self.assertIn("error:", last)
+        self.assertIn(text, last)
+
+    def test_plotMissingFolder(self) -> None:
+        """
+        C{--plot} into a folder that does not exist is a usage error, found
+        before any run.
+        """
+        self.assertUsageError(
+            ["--connect", "tcp:h:1", "--plot", "/no/such/folder/b.png"],
+            "no such folder /no/such/folder",
+        )
+
+    def test_conflicts(self) -> None:
+        """
+        Storms, connect rates and bursts exclude each other and C{--stream};
+        the native driver does not stream.
+        """
+        for argv, text in [
+            (["--connect", "tcp:h:1", "--storm", "5", "--burst", "5"], "together"),
+            (["--connect", "tcp:h:1", "--storm", "5", "--stream"], "--stream"),
+            (["--connect", "tcp:h:1", "--connect-rate", "0"], "per second"),
+            (["--compare", "--connect-rate", "5"], "is for --connect"),
+            (["--connect", "tcp:h:1", "--stream", "--driver", "native"], "stream"),
+            (["--connect", "tcp:h:1", "--interval", "x"], "seconds"),
+        ]:
+            self.assertUsageError(argv, text)
+
+    def test_compareStorms(self) -> None:
+        """
+        C{--compare} runs a storm of 10,000 by default, a given C{--storm},
+        or C{storm:N} items of C{--workloads}.
+        """
+        self.assertEqual(parse(["--compare"]).storms, [Storm(10000)])
+        options = parse(["--compare", "--storm", "50"])
+        self.assertEqual(options.storms, [Storm(50)])
+        self.assertEqual(len(options.workloads), 12)
+        options = parse(["--compare", "--workloads", "1x64,storm:20"])
+        self.assertEqual(
+            (options.workloads, options.storms), ([Workload(1, 64)], [Storm(20)])
+        )
+        self.assertEqual(parse(["--compare", "--workloads", "1x64"]).storms, [])
+
+
+class IntervalsTests(SynchronousTestCase):
+    """
+    Tests for L{bench_main.Intervals}, the per-interval progress lines.
+    """
+
+    def test_lines(self) -> None:
+        """
+        One line per interval: its seconds, echoes/s, MiB/s and errors; the
+        last, partial one when the run ends.
+        """
+        out = io.StringIO()
+        intervals = bench_main.Intervals(1.0, out)
+        intervals(0.5, 100, 1024 * 1024, 0)
+        intervals(1.0, 2000, 2 * 1024 * 1024, 0)
+        intervals(2.0, 5000, 6 * 1024 * 1024, 1)
+        intervals.finish(2.5, 6000, 7 * 1024 * 1024, 1)
+        lines = out.getvalue().splitlines()
+        self.assertEqual(lines[0].split()[:3], ["interval", "s", "echoes/s"])
+        self.assertEqual(
+            [line.split() for line in lines[1:]],
+            [
+                ["0.00-", "1.00", "2,000", "2.0", "0"],
+                ["1.00-", "2.00", "3,000", "4.0", "1"],
+                ["2.00-", "2.50", "2,000", "2.0", "1"],
+            ],
+        )
+
+    def test_off(self) -> None:
+        """
+        An interval of 0 prints nothing.
+        """
+        out = io.StringIO()
+        intervals = bench_main.Intervals(0, out)
+        intervals(5.0, 1, 1, 0)
+        intervals.finish(6.0, 1, 1, 0)
+        self.assertEqual(out.getvalue(), "")
+
+
+class CollectTests(SynchronousTestCase):
+    """
+    Tests for L{collect}, which gathers the workers' ticks and results.
+    """
+
+    def test_endsWhenWorkersEnd(self) -> None:
+        """
+        When every worker has ended (a server that does not echo) the window
+        closes then, not after the whole duration; ticks reach progress.
+        """
+        messages: list[list[tuple[int, object]]] = [
+            [(0, ("tick", 5, 50, 0)), (1, ("tick", 7, 70, 1))],
+            [(0, WorkerResult(echoes=5))],
+            [(1, WorkerResult(echoes=7))],
+        ]
+        windows: list[str] = []
+        seen: list[tuple[int, int, int]] = []
+
+        def receive(timeout: float) -> list[tuple[int, object]]:
+            return messages.pop(0) if messages else []
+
+        results = collect(
+            2,
+            receive,
+            3600.0,
+            lambda: windows.append("read"),
+            lambda elapsed, a, b, e: seen.append((a, b, e)),
+        )
+        self.assertEqual([r.echoes for r in results], [5, 7])
+        self.assertEqual(windows, ["read"])
+        self.assertEqual(seen[0], (12, 120, 1))
+
+
+class NoEchoTests(SynchronousTestCase):
+    """
+    The Python driver against a server that reads but never echoes.
+    """
+
+    def test_noEcho(self) -> None:
+        """
+        The run ends after L{load.NO_ECHO} seconds without an echo, not at
+        the end of the window plus the settle time, with one error per
+        connection saying so.
+        """
+        self.patch(load, "NO_ECHO", 0.3)
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        target = Target(host="127.0.0.1", port=listener.getsockname()[1])
+        job = Job(target, 2, 64, 3600.0, False)
+        loop = asyncio.new_event_loop()
+        self.addCleanup(loop.close)
+        result = loop.run_until_complete(
+            load._run(job, lambda line: None, lambda: None)
+        )
+        self.assertEqual(result.errors, [load.NO_ECHO_LINE] * 2)
+        self.assertLess(result.wall, 60)
+
+
+class DriverChoiceTests(SynchronousTestCase):
+    """
+    Tests for L{bench_main.choose_driver}.
+    """
+
+    def test_noCompiler(self) -> None:
+        """
+        Without a compiler, auto falls back to the Python driver with a note;
+        C{--driver native} is an error.
+        """
+        self.patch(bench_main, "build", no_compiler)
+        executable, notes = bench_main.choose_driver(parse(["--connect", "tcp:h:1"]))
+        self.assertIsNone(executable)
+        self.assertIn("native driver skipped, no C compiler (cc) found", notes[0])
+        err = io.StringIO()
+        with redirect_stderr(err), self.assertRaises(SystemExit) as raised:
+            bench_main.choose_driver(
+                parse(["--connect", "tcp:h:1", "--driver", "native"])
+            )
+        self.assertEqual(raised.exception.code, 2)
+        self.assertEqual(
+            err.getvalue(), "--driver native: no C compiler (cc) found to build it\n"
+        )
+
+    def test_noUvloop(self) -> None:
+        """
+        The Python driver without uvloop says so.
+        """
+        self.patch(bench_main, "have_uvloop", lambda: False)
+        options = parse(["--connect", "tcp:h:1", "--driver", "python"])
+        self.assertEqual(
+            bench_main.choose_driver(options), (None, [bench_main.NO_UVLOOP])
+        )
+        self.patch(bench_main, "have_uvloop", lambda: True)
+        self.assertEqual(bench_main.choose_driver(options), (None, []))
+
+    def test_noUvloopInJSON(self) -> None:
+        """
+        C{--json} records the driver, whether uvloop is there, and the notes.
+        """
+        result = combine(
+            [WorkerResult(echoes=1, latencies=[0.001], wall=1.0)], None, False
+        )
+        self.patch(bench_main, "LoadPool", FakePool)
+        self.patch(bench_main, "have_uvloop", lambda: False)
+        self.patch(bench_main, "measure", lambda pool, job, pid, progress: result)
+        out = io.StringIO()
+        with redirect_stdout(out), redirect_stderr(io.StringIO()):
+            bench_main.main(["--connect", "tcp:h:9", "--driver", "python", "--json"])
+        document = json.loads(out.getvalue())
+        self.assertEqual(
+            (document["driver"], document["uvloop"], document["notes"]),
+            ("python", False, [bench_main.NO_UVLOOP]),
+        )
+
+    def test_compilerMissing(self) -> None:
+        """
+        L{build} says there is no compiler when C{$CC} names none.
+        """
+        self.patch(os, "environ", {**os.environ, "CC": "no-such-cc-here"})
+        exception = self.assertRaises(NativeUnavailable, native.build)
+        self.assertEqual(
+            str(exception), "no C compiler (no-such-cc-here) found to build it"
+        )
+
+
+class NativeParseTests(SynchronousTestCase):
+    """
+    Tests for reading the native driver's output.
+    """
+
+    def test_pingPong(self) -> None:
+        """
+        Ticks, the result, errors and latencies become a L{WorkerResult}.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(array("d", [0.001, 0.002]).tobytes())
+        parsed = native._Parsed(path)
+        driver = object()
+        self.assertEqual(parsed.feed("tick 10 1024 0", driver), ("tick", 10, 1024, 0))  # type: ignore[arg-type]
+        for line in ["stop", "result 2 2048 0.5 1.0", "error echo differs", "errors 3"]:
+            self.assertIsNone(parsed.feed(line, driver))  # type: ignore[arg-type]
+        result = parsed.feed("end", driver)  # type: ignore[arg-type]
+        assert isinstance(result, WorkerResult)
+        self.assertEqual(
+            (result.echoes, result.bytes_echoed, result.cpu, result.wall),
+            (2, 2048, 0.5, 1.0),
+        )
+        self.assertEqual(result.latencies, [0.001, 0.002])
+        self.assertEqual(result.errors, ["echo differs"] * 3)
+        self.assertIsNone(parsed.feed("eof", driver))  # type: ignore[arg-type]
+
+
+class StormFiguresTests(SynchronousTestCase):
+    """
+    Tests for the storm's readings and figures.
+    """
+
+    def test_listenCounters(self) -> None:
+        """
+        The C{TcpExt} overflow and drop counters are read from the file.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(
+                "TcpExt: SyncookiesSent ListenOverflows ListenDrops\n"
+                "TcpExt: 0 7 9\n"
+                "IpExt: InNoRoutes\nIpExt: 0\n"
+            )
+        self.assertEqual(
+            storm.listen_counters(path), {"ListenOverflows": 7, "ListenDrops": 9}
+        )
+        self.assertIsNone(storm.listen_counters(path + ".missing"))
+
+    def test_processCPU(self) -> None:
+        """
+        A process's CPU time comes from C{/proc/PID/stat}; none for no pid.
+        """
+        spent = storm.process_cpu(os.getpid())
+        assert spent is not None
+        self.assertGreater(spent, 0)
+        self.assertIsNone(storm.process_cpu(None))
+        self.assertIsNone(storm.process_cpu(2**22 + 1))
+
+    def test_summarize(self) -> None:
+        """
+        Connect latency, slow connects, total time, overflows and server CPU
+        per connection come out of the timeline and the readings.
+        """
+        nan = math.nan
+        line = storm.Timeline(
+            started=[0.0, 0.001, 0.002, 0.003],
+            connected=[0.0001, 0.0011, 1.002, nan],
+            echoed=[0.0002, 0.0012, 1.003, nan],
+            errors=["connect failed: refused"],
+            cpu=0.5,
+            wall=2.0,
+        )
+        result = storm.summarize(
+            line,
+            mode="storm",
+            rate=None,
+            driver="python",
+            net_before={"ListenOverflows": 3, "ListenDrops": 3},
+            net_after={"ListenOverflows": 4, "ListenDrops": 5},
+            server_cpu=(1.0, 1.003, 1.006),
+        )
+        self.assertEqual(
+            (result.connections, result.connected, result.echoed), (4, 3, 3)
+        )
+        self.assertEqual((result.slow_connects, result.errors), (1, 1))
+        self.assertEqual((result.listen_overflows, result.listen_drops), (1, 2))
+        self.assertAlmostEqual(result.connect_max_ms, 1000.0)
+        self.assertAlmostEqual(result.connect_p50_ms, 0.1)
+        self.assertAlmostEqual(result.server_us_per_connection or 0, 1000.0)
+        self.assertAlmostEqual(result.server_us_per_lifetime or 0, 2000.0)
+        self.assertEqual(result.seconds, 2.0)
+        self.assertEqual(result.driver_share, 0.25)
+
+    def test_describe(self) -> None:
+        """
+        The text report names the driver, the slow connects and overflows.
+        """
+        line = storm.Timeline([0.0], [1.5], [1.6], cpu=0.0, wall=1.6)
+        result = storm.summarize(
+            line,
+            mode="storm",
+            rate=None,
+            driver="native",
+            net_before={"ListenOverflows": 0},
+            net_after={"ListenOverflows": 1},
+            server_cpu=(None, None, None),
+        )
+        text = describe_conns(result, "tcp:127.0.0.1:9")
+        self.assertIn("1 connections to tcp:127.0.0.1:9 back to back (native", text)
+        self.assertIn("1 took >= 1 s (SYN retransmissions)", text)
+        self.assertIn("listen-queue overflows during the run: 1 ", text)
+        self.assertIn("in 1.600 s", text)
+
+
+class SaturationTests(SynchronousTestCase):
+    """
+    Tests for how the table says whether the server was saturated.
+    """
+
+    def test_single(self) -> None:
+        """
+        One run: a sentence with the server's share of a core.
+        """
+        busy = combine(
+            [WorkerResult(echoes=100, latencies=[0.001], wall=1.0)], 0.95, False
+        )
+        idle = combine(
+            [WorkerResult(echoes=100, latencies=[0.001], wall=1.0)], 0.5, False
+        )
+        self.assertTrue(busy.server_saturated)
+        self.assertFalse(idle.server_saturated)
+        text = table([Row("1x64", "s", busy, (busy,))], None)
+        self.assertIn("server saturated: 95% of a core", text)
+        self.assertIn(" 95* ", text)
+        text = table([Row("1x64", "s", idle, (idle,))], None)
+        self.assertIn("server not saturated: 50% of a core", text)
+        none = combine(
+            [WorkerResult(echoes=1, latencies=[0.001], wall=1.0)], None, False
+        )
+        self.assertNotIn("saturated", table([Row("1x64", "s", none, (none,))], None))
+
+
+class PlotTests(SynchronousTestCase):
+    """
+    Tests for L{plot}.
+    """
+
+    def test_withoutServerCPU(self) -> None:
+        """
+        A one-run plot without server CPU (no C{--server-pid}) and a stream
+        plot are drawn, not a log-scale error.
+        """
+        none = combine(
+            [WorkerResult(echoes=1, latencies=[0.001], wall=1.0)], None, False
+        )
+        stream = combine([WorkerResult(bytes_echoed=2**20, wall=1.0)], None, True)
+        for rows, streaming in [
+            ([Row("1x64", "tcp:h:1", none, (none,))], False),
+            ([Row("1x64K", "tcp:h:1", stream, (stream,))], True),
+        ]:
+            path = self.mktemp() + ".png"
+            plot(rows, path, "a title " * 40, streaming)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+
+class UnixStormTests(SynchronousTestCase):
+    """
+    A storm against a UNIX socket whose listen queue fills.
+    """
+
+    def test_refusalsAreOverflows(self) -> None:
+        """
+        A full UNIX socket queue refuses connects at once (C{EAGAIN}, where
+        TCP drops the SYN): the Python driver marks them, and they are the
+        storm's listen-queue overflows.
+        """
+        folder = tempfile.mkdtemp(prefix="bench-")
+        self.addCleanup(shutil.rmtree, folder)
+        path = os.path.join(folder, "s")
+        listener = socket.socket(socket.AF_UNIX)
+        self.addCleanup(listener.close)
+        listener.bind(path)
+        listener.listen(1)
+        line = storm.python_conns(
+            Target(path=path), 20, 0, 1, True, 0.5, None, lambda: None
+        )
+        refused = line.connected.count(storm.QUEUE_FULL)
+        self.assertGreater(refused, 10)
+        result = storm.summarize(
+            line,
+            mode="storm",
+            rate=None,
+            driver="python",
+            net_before=None,
+            net_after=None,
+            server_cpu=(None, None, None),
+        )
+        self.assertEqual(result.listen_overflows, refused)
+        self.assertEqual(result.connected, 20 - refused)
+        self.assertIn("not done within 0.5 s", line.errors[-1])
+
+
+class ErrorNotesTests(SynchronousTestCase):
+    """
+    Tests for L{error_notes}.
+    """
+
+    def test_grouped(self) -> None:
+        """
+        Repeated lines are shown once with their count, and the total is
+        given where lines were left out.
+        """
+        self.assertEqual(
+            error_notes("1x64 s", ["no echo"] * 4 + ["closed"], 10),
+            ["1x64 s: no echo (x4)", "1x64 s: closed", "1x64 s: 10 errors in all"],
+        )
+        self.assertEqual(error_notes("w s", ["closed"], 1), ["w s: closed"])
+
+
+class InFlightTests(SynchronousTestCase):
+    """
+    Tests for how many handshakes a storm has under way at once.
+    """
+
+    def started(self, in_flight: int) -> int:
+        """
+        @return: how many of 20 connects the Python driver started within
+            half a second against a listener whose queue holds one and that
+            never accepts (further SYNs are dropped, their connects wait).
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        target = Target(host="127.0.0.1", port=listener.getsockname()[1])
+        line = storm.python_conns(
+            target, 20, 0, 1, True, 0.5, None, lambda: None, in_flight
+        )
+        return sum(1 for s in line.started if not math.isnan(s))
+
+    def test_oneAtATime(self) -> None:
+        """
+        With one in flight, the next connect waits for the handshake before
+        it: a dropped SYN holds the storm up, as a blocking connect would.
+        """
+        self.assertLess(self.started(1), 10)
+
+    def test_allAtOnce(self) -> None:
+        """
+        With no limit, every connect is started at once.
+        """
+        self.assertEqual(self.started(0), 20)
+
+    def test_option(self) -> None:
+        """
+        C{--storm-in-flight} defaults to 1, and is only for storms.
+        """
+        self.assertEqual(
+            parse(["--connect", "tcp:h:1", "--storm", "5"]).storm_in_flight, 1
+        )
+        options = parse(["--compare", "--storm-in-flight", "0"])
+        self.assertEqual(options.storm_in_flight, 0)
+        err = io.StringIO()
+        with redirect_stderr(err), self.assertRaises(SystemExit):
+            parse(["--connect", "tcp:h:1", "--storm-in-flight", "0"])
+        self.assertIn("--storm-in-flight is for --storm", err.getvalue())
+
+
+class DeadWorkerTests(SynchronousTestCase):
+    """
+    A load worker process that dies mid-run.
+    """
+
+    def test_reportedNotRaised(self) -> None:
+        """
+        The run ends with an error line for the dead worker, not an
+        L{EOFError}.
+        """
+        parent, child = multiprocessing.Pipe()
+        self.addCleanup(parent.close)
+        pool = object.__new__(load.LoadPool)
+        pool.pipes = [parent]
+        pool.processes = []
+        child.send("")  # the worker connected, then died
+        child.close()
+        job = Job(Target("127.0.0.1", 9), 1, 64, 60.0, False)
+        results, failures = pool.run(job, lambda: None)
+        self.assertEqual(failures, [])
+        self.assertEqual([r.errors for r in results], [["load worker died"]])

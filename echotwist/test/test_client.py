@@ -19,8 +19,6 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.testing import (
     MemoryReactorClock,
-    StringTransport,
-    SynchronousResolver,
 )
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -32,21 +30,22 @@ from echotwist.client import (
     EchoTimeout,
     echo,
 )
-from echotwist.client.__main__ import (
+from echotwist.client.__main__ import build_parser
+from echotwist.client.exits import (
     EXIT_CONNECT,
     EXIT_MISMATCH,
     EXIT_TIMEOUT,
     EXIT_USAGE,
     ClientExit,
-    EncodableNamesResolver,
-    build_parser,
-    run,
 )
+from echotwist.client.oneshot import run
+from echotwist.client.resolver import EncodableNamesResolver
+from echotwist.test.support import ClosingTransport, LoopbackResolver
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 9000)
 
 
-def accept(reactor: MemoryReactorClock) -> tuple[IProtocol, StringTransport]:
+def accept(reactor: MemoryReactorClock) -> tuple[IProtocol, ClosingTransport]:
     """
     Complete the connection the client last asked C{reactor} for.
 
@@ -55,7 +54,8 @@ def accept(reactor: MemoryReactorClock) -> tuple[IProtocol, StringTransport]:
     factory = reactor.tcpClients[-1][2]
     protocol = factory.buildProtocol(SERVER)
     assert protocol is not None
-    transport = StringTransport(peerAddress=SERVER)
+    transport = ClosingTransport(peerAddress=SERVER)
+    transport.protocol = protocol
     protocol.makeConnection(transport)
     return protocol, transport
 
@@ -206,7 +206,6 @@ class ParserTests(SynchronousTestCase):
         Bad values exit with status 2 (argparse's usage error).
         """
         for argv in (
-            [],
             ["hi", "--port", "0"],
             ["hi", "--port", "65536"],
             ["hi", "--port", "x"],
@@ -393,7 +392,7 @@ class EncodableNamesResolverTests(SynchronousTestCase):
         @return: the events of resolving C{name}.
         """
         receiver = RecordingReceiver()
-        resolver = EncodableNamesResolver(SynchronousResolver())
+        resolver = EncodableNamesResolver(LoopbackResolver())
         resolver.resolveHostName(receiver, name, 7)
         return receiver.events
 

@@ -12,12 +12,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client import EchoClientProtocol, EchoClosedEarly, EchoTLSFailed
-from echotwist.client.__main__ import (
-    EXIT_USAGE,
-    ClientExit,
-    build_parser,
-    make_endpoint,
-)
+from echotwist.client.__main__ import build_parser
+from echotwist.client.endpoints import make_endpoint
+from echotwist.client.exits import EXIT_USAGE, ClientExit
 
 
 class EchoTLSFailedTests(SynchronousTestCase):

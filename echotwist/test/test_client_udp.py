@@ -13,14 +13,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client import EchoMismatch, EchoTimeout
-from echotwist.client.__main__ import (
-    EXIT_CONNECT,
-    EXIT_TIMEOUT,
-    ClientExit,
-    build_parser,
-    run,
-    run_udp,
-)
+from echotwist.client.__main__ import build_parser
+from echotwist.client.exits import EXIT_CONNECT, EXIT_TIMEOUT, ClientExit
+from echotwist.client.oneshot import run, run_udp
 from echotwist.client.udp import MAX_DATAGRAM, UDPEchoClientProtocol, echo_udp
 from echotwist.test.test_udp import FakeDatagramTransport
 

@@ -4,13 +4,23 @@ Tests for L{echotwist.server.endpoints}.
 
 from __future__ import annotations
 
+import errno
+import socket
+from types import SimpleNamespace
+
+from twisted.internet.error import CannotListenError
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from echotwist.server import endpoints as endpoints_module
 from echotwist.server.endpoints import (
+    check_endpoint,
     check_shareable,
+    dual_stack,
     endpoint_description,
     endpoint_kind,
+    failure_reason,
+    host_port,
     port_number,
     shareable,
     takes_backlog,
@@ -76,7 +86,7 @@ class EndpointDescriptionTests(SynchronousTestCase):
         """
         The backlog is added to the kinds that take one, unless set.
         """
-        self.assertEqual(endpoint_description("9000", 5), "tcp:9000:backlog=5")
+        self.assertEqual(endpoint_description("9000", 5, False), "tcp:9000:backlog=5")
         self.assertEqual(
             endpoint_description("ssl:0:privateKey=k.pem", 5),
             "ssl:0:privateKey=k.pem:backlog=5",
@@ -145,3 +155,184 @@ class KindPropertiesTests(SynchronousTestCase):
             str(e),
             "--port 'ssl:0': --workers can share only systemd, tcp, tcp6, unix ports",
         )
+
+
+class DualStackTests(SynchronousTestCase):
+    """
+    Tests for the default listener: a bare port number is TCP on every IPv6
+    and IPv4 address where the host can (L{dual_stack}), IPv4 otherwise.
+    """
+
+    def test_barePortDualStack(self) -> None:
+        """
+        With a dual-stack socket, a port number is a C{tcp6} port on C{::}
+        (Twisted's default interface for C{tcp6}); without, a C{tcp} one.
+        """
+        self.assertEqual(endpoint_description("9000", 5, True), "tcp6:9000:backlog=5")
+        self.assertEqual(endpoint_description("0", 5, False), "tcp:0:backlog=5")
+
+    def test_asksTheHost(self) -> None:
+        """
+        Unless told, L{endpoint_description} asks L{dual_stack}.
+        """
+        self.patch(endpoints_module, "dual_stack", lambda: False)
+        self.assertEqual(endpoint_description("9000", 5), "tcp:9000:backlog=5")
+        self.patch(endpoints_module, "dual_stack", lambda: True)
+        self.assertEqual(endpoint_description("9000", 5), "tcp6:9000:backlog=5")
+
+    def test_noIPv6(self) -> None:
+        """
+        A host that can't make an IPv6 socket, or whose IPv6 sockets are
+        IPv6-only, has no dual stack.
+        """
+
+        def no_ipv6(*args: object) -> socket.socket:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported")
+
+        fake = SimpleNamespace(**vars(socket))
+        fake.socket = no_ipv6
+        self.patch(endpoints_module, "socket", fake)
+        self.assertFalse(dual_stack())
+
+        class V6Only(socket.socket):
+            def getsockopt(self, *args: object) -> int:  # type: ignore[override]
+                return 1
+
+        fake.socket = V6Only
+        self.assertFalse(dual_stack())
+
+
+class HostPortTests(SynchronousTestCase):
+    """
+    Tests for C{--port HOST:PORT}.
+    """
+
+    def test_interfaces(self) -> None:
+        """
+        An IPv4 address or a bracketed IPv6 one, a colon and a port number
+        are TCP on that interface, the IPv6 address escaped for Twisted.
+        """
+        cases = {
+            "127.0.0.1:9000": "tcp:9000:interface=127.0.0.1",
+            "[::1]:9000": "tcp6:9000:interface=\\:\\:1",
+            "[::]:0": "tcp6:0:interface=\\:\\:",
+            "0.0.0.0:7": "tcp:7:interface=0.0.0.0",
+        }
+        self.assertEqual({v: host_port(v) for v in cases}, cases)
+        self.assertEqual(
+            endpoint_description("127.0.0.1:9000", 5),
+            "tcp:9000:interface=127.0.0.1:backlog=5",
+        )
+
+    def test_endpointsLeftAlone(self) -> None:
+        """
+        Endpoint descriptions are not C{HOST:PORT}.
+        """
+        for value in ["tcp:9000", "unix:9000", "tcp6:9000", "9000", "ssl:0:x=y"]:
+            self.assertIsNone(host_port(value))
+
+    def test_badHostPort(self) -> None:
+        """
+        An IP address with no port number after it, or an IPv6 address out
+        of brackets, is a usage error saying what would work.
+        """
+        error = self.assertRaises(UsageError, host_port, "127.0.0.1:x")
+        self.assertEqual(
+            str(error),
+            "--port 127.0.0.1:x: expected HOST:PORT, e.g. 127.0.0.1:9000 or "
+            "[::1]:9000 (a port number is 0-65535)",
+        )
+        self.assertRaises(UsageError, host_port, "[::1]:65536")
+        error = self.assertRaises(UsageError, host_port, "::1:9000")
+        self.assertIn("in brackets, e.g. [::1]:9000", str(error))
+
+
+class CheckEndpointTests(SynchronousTestCase):
+    """
+    Tests for L{check_endpoint}'s messages.
+    """
+
+    def test_typedNotFull(self) -> None:
+        """
+        The message names what was typed, not the C{backlog=} echotwist
+        added, and says what a port number is.
+        """
+        error = self.assertRaises(
+            UsageError,
+            check_endpoint,
+            "tcp:abc:backlog=1024",
+            typed="tcp:abc",
+        )
+        self.assertEqual(
+            str(error),
+            "--port 'tcp:abc': 'abc' is not a port number (a port number is "
+            "0-65535), e.g. tcp:9000",
+        )
+        self.assertNotIn("backlog", str(error))
+
+    def test_unknownType(self) -> None:
+        """
+        An unknown endpoint type lists the forms that work.
+        """
+        error = self.assertRaises(
+            UsageError, check_endpoint, "localhost:9000", typed="localhost:9000"
+        )
+        self.assertIn("Unknown endpoint type", str(error))
+        self.assertIn("HOST:PORT (127.0.0.1:9000, [::1]:9000)", str(error))
+
+
+class FailureReasonTests(SynchronousTestCase):
+    """
+    Tests for what L{failure_reason} says of a listener that can't listen:
+    what is wrong, and what would work.
+    """
+
+    def test_inUse(self) -> None:
+        """
+        A port in use says what to do.
+        """
+        error = CannotListenError("", 9100, OSError(errno.EADDRINUSE, "in use"))
+        self.assertEqual(
+            failure_reason(error),
+            "in use: another program listens there; stop it, or choose another "
+            "port (0 picks a free one)",
+        )
+
+    def test_unixPathTooLong(self) -> None:
+        """
+        A UNIX path too long for a socket is said in words, not as bytes.
+        """
+        path = "/tmp/" + "x" * 120
+        error = CannotListenError(None, path.encode(), OSError("AF_UNIX path too long"))
+        message = failure_reason(error)
+        self.assertEqual(
+            message,
+            "the path is 125 bytes long, and a UNIX socket path can be at most "
+            "107: choose a shorter one, e.g. unix:/tmp/echo.sock",
+        )
+        self.assertNotIn("b'", message)
+
+    def test_permissionAndAddress(self) -> None:
+        """
+        A privileged port and an address the host lacks say what would work.
+        """
+        denied = CannotListenError("", 80, OSError(errno.EACCES, "Permission denied"))
+        self.assertIn(
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE",
+            failure_reason(denied),
+        )
+        missing = CannotListenError(
+            "192.0.2.1", 80, OSError(errno.EADDRNOTAVAIL, "Cannot assign")
+        )
+        self.assertEqual(
+            failure_reason(missing),
+            "Cannot assign: not an address of this machine; choose one of its "
+            "addresses, or leave the interface out to listen on all",
+        )
+
+    def test_fileNamed(self) -> None:
+        """
+        An error about a file names the file, with no advice about ports.
+        """
+        error = OSError(errno.EACCES, "Permission denied", "/ro")
+        self.assertEqual(failure_reason(error), "Permission denied: /ro")

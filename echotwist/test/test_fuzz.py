@@ -15,7 +15,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.client.__main__ import ClientExit, build_parser, make_endpoint
+from echotwist.client.__main__ import build_parser
+from echotwist.client.endpoints import make_endpoint
+from echotwist.client.exits import ClientExit
 from echotwist.server.options import Options
 from echotwist.server.protocol import EchoFactory
 

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from types import SimpleNamespace
+from typing import cast
 from unittest.mock import patch
 
 from twisted.internet import endpoints
@@ -16,8 +17,10 @@ from twisted.python.usage import UsageError
 from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
+from echotwist.server import endpoints as endpoints_module
 from echotwist.server import options as options_module
 from echotwist.server import reactor as reactor_module
+from echotwist.server.endpoints import ListenerError
 from echotwist.server.options import (
     DEFAULT_BACKLOG,
     FALLBACK_BACKLOG,
@@ -73,9 +76,10 @@ class OptionsTests(SynchronousTestCase):
         With no options: TCP port 9000, the system's longest listen queue, a
         300 s idle timeout, no connection limit, quiet.
         """
+        self.patch(endpoints_module, "dual_stack", lambda: True)
         options = parse()
         backlog = system_backlog()
-        self.assertEqual(options["ports"], [f"tcp:9000:backlog={backlog}"])
+        self.assertEqual(options["ports"], [f"tcp6:9000:backlog={backlog}"])
         self.assertEqual(options["backlog"], backlog)
         self.assertEqual(options["idle-timeout"], 300.0)
         self.assertEqual(options["max-connections"], 0)
@@ -83,8 +87,10 @@ class OptionsTests(SynchronousTestCase):
 
     def test_barePortBecomesTCP(self) -> None:
         """
-        A bare port number means that TCP port.
+        A bare port number means that TCP port, on IPv4 only where there is
+        no dual-stack socket.
         """
+        self.patch(endpoints_module, "dual_stack", lambda: False)
         self.assertEqual(
             parse("--port", "9001")["ports"], [f"tcp:9001:backlog={DEFAULT_BACKLOG}"]
         )
@@ -122,6 +128,24 @@ class OptionsTests(SynchronousTestCase):
             UsageError, parse, "--port", "systemd:domain=INET:index=0"
         )
         self.assertIn("no such socket passed by systemd", str(error))
+
+    def test_listenerErrorUnderTwistd(self) -> None:
+        """
+        Under twistd, a listener that can't be made (a socket systemd did not
+        pass, a TLS file that can't be read) ends twistd with one line, not
+        its usage text; parsed without twistd it is a L{UsageError}.
+        """
+        options = Options()
+
+        def check(description: str) -> None:
+            raise ListenerError("port", description, "no such socket")
+
+        self.assertRaises(UsageError, options._check_listener, check, "systemd:x")
+        options.parent = cast(Options, {})
+        error = self.assertRaises(
+            SystemExit, options._check_listener, check, "systemd:x"
+        )
+        self.assertEqual(error.code, "twistd echo: --port 'systemd:x': no such socket")
 
     def test_numbers(self) -> None:
         """
@@ -182,9 +206,7 @@ class OptionsTests(SynchronousTestCase):
 
         self.patch(endpoints, "serverFromString", broken)
         error = self.assertRaises(UsageError, parse, "--port", "tcp:0")
-        self.assertEqual(
-            str(error), f"--port 'tcp:0:backlog={DEFAULT_BACKLOG}': RuntimeError"
-        )
+        self.assertEqual(str(error), "--port 'tcp:0': RuntimeError")
 
     def test_unknownOption(self) -> None:
         """
@@ -323,3 +345,92 @@ class MakeFactoryTests(SynchronousTestCase):
         )
         self.assertIsNone(unlimited.max_connections)
         self.assertIsNone(unlimited.idle_timeout)
+
+
+class ProxyOptionsTests(SynchronousTestCase):
+    """
+    C{--proxy-from}, C{--proxy-timeout}, C{--info} and C{--info-udp}.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        Without C{--proxy-from}, only this machine may send headers, within
+        5 s.
+        """
+        config = parse()
+        settings = options_module.make_proxy_settings(config, Clock())
+        self.assertEqual([str(n) for n in settings.trusted], ["127.0.0.0/8", "::1/128"])
+        self.assertEqual(settings.timeout, 5.0)
+        self.assertIsNone(config["info"])
+        self.assertIsNone(config["info-udp"])
+
+    def test_proxyFrom(self) -> None:
+        """
+        C{--proxy-from} is repeatable and replaces the default; a bad
+        network or timeout is a usage error naming it.
+        """
+        config = parse(
+            "--proxy-from", "10.1.2.3/8", "--proxy-from", "::1", "--proxy-timeout", "2"
+        )
+        self.assertEqual(config["proxy-from"], ["10.0.0.0/8", "::1/128"])
+        settings = options_module.make_proxy_settings(config, Clock())
+        self.assertEqual(settings.timeout, 2.0)
+        error = self.assertRaises(UsageError, parse, "--proxy-from", "nowhere")
+        self.assertIn("--proxy-from 'nowhere'", str(error))
+        self.assertRaises(UsageError, parse, "--proxy-timeout", "0")
+
+    def test_info(self) -> None:
+        """
+        C{--info} takes any endpoint, given a backlog like C{--port};
+        C{--info-udp} an address like C{--udp}'s.
+        """
+        self.patch(endpoints_module, "dual_stack", lambda: False)
+        config = parse("--info", "haproxy:9001", "--info-udp", "127.0.0.1:9001")
+        self.assertEqual(config["info"], f"haproxy:tcp:9001:backlog={DEFAULT_BACKLOG}")
+        self.assertEqual(config["info-udp"], ("127.0.0.1", 9001))
+        error = self.assertRaises(UsageError, parse, "--info-udp", "x")
+        self.assertIn("--info-udp 'x'", str(error))
+        self.assertRaises(UsageError, parse, "--info", "nosuch:1")
+
+    def test_proxyPort(self) -> None:
+        """
+        A C{haproxy:} port is given the backlog on its inner description.
+        """
+        config = parse("--port", "haproxy:tcp:9000", "--backlog", "5")
+        self.assertEqual(config["ports"], ["haproxy:tcp:9000:backlog=5"])
+
+
+class PidfileTests(SynchronousTestCase):
+    """
+    Tests for L{options_module.no_default_pidfile}.
+    """
+
+    def twistd(self, *argv: str) -> ServerOptions:
+        """
+        @return: twistd's options parsed from C{argv}, up to C{web} (a
+            subcommand that parses nothing of echotwist's).
+        """
+        options = ServerOptions()
+        options.parseOptions([*argv, "web"])
+        return options
+
+    def test_foregroundNoPidfile(self) -> None:
+        """
+        C{twistd -n} without C{--pidfile} writes none.
+        """
+        twistd = self.twistd("-n")
+        self.assertTrue(options_module.no_default_pidfile(twistd, ["-n", "echo"]))
+        self.assertEqual(twistd["pidfile"], "")
+
+    def test_givenKept(self) -> None:
+        """
+        A C{--pidfile} given is kept, even the default name, and a daemon
+        keeps twistd's default.
+        """
+        argv = ["-n", "--pidfile=twistd.pid", "echo"]
+        twistd = self.twistd(*argv[:-1])
+        self.assertFalse(options_module.no_default_pidfile(twistd, argv))
+        self.assertTrue(twistd["pidfile"].endswith("twistd.pid"))
+        daemon = self.twistd()
+        self.assertFalse(options_module.no_default_pidfile(daemon, ["echo"]))
+        self.assertTrue(daemon["pidfile"].endswith("twistd.pid"))

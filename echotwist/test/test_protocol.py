@@ -9,7 +9,7 @@ import socket
 from OpenSSL import SSL
 from twisted.internet import main
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IAddress,
@@ -20,7 +20,8 @@ from twisted.internet.interfaces import (
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Connection
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -166,6 +167,17 @@ class EchoTests(SynchronousTestCase):
             ],
         )
 
+    def test_oneByte(self) -> None:
+        """
+        One byte is C{1 byte}, not C{1 bytes}.
+        """
+        with capturedLogs() as events:
+            protocol, _ = connect(self.factory)
+            protocol.dataReceived(b"1")
+            protocol.connectionLost(Failure(ConnectionDone()))
+        [line] = [formatEvent(e) for e in events if "Disconnected" in e["log_format"]]
+        self.assertIn(": 1 byte in, 1 byte out, ", line)
+
     def test_verboseLogsChunksTruncated(self) -> None:
         """
         With C{verbose} each chunk is logged as a repr, cut after 64 bytes.
@@ -232,6 +244,29 @@ class IdleTimeoutTests(SynchronousTestCase):
         )
         self.clock.advance(10)
         self.assertTrue(transport.disconnected)
+
+    def test_wrappedCloseNotAwaited(self) -> None:
+        """
+        Behind a wrapper whose close waits for the client's answer (TLS: its
+        close_notify, which a client that does not read never sends), the
+        connection under it is closed at the idle timeout, not aborted one
+        timeout later.
+        """
+
+        class AwaitsAnswer(ProtocolWrapper):
+            def loseConnection(self) -> None:
+                self.disconnecting = True
+
+        wrapping = WrappingFactory(self.factory)
+        wrapping.protocol = AwaitsAnswer
+        wrapper = wrapping.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        wrapper.makeConnection(transport)
+        with capturedLogs():
+            self.clock.advance(10)
+        self.assertEqual(
+            (transport.disconnecting, transport.disconnected), (True, False)
+        )
 
     def test_nonReadingClientAborted(self) -> None:
         """
@@ -552,6 +587,16 @@ class DescribePeerTests(SynchronousTestCase):
         An IP peer is shown as the lab shows it.
         """
         self.assertEqual(describe_peer(PEER), "('127.0.0.1', 57854)")
+
+    def test_ipv4Mapped(self) -> None:
+        """
+        An IPv4 client of a dual-stack socket is shown by its IPv4 address;
+        an IPv6 one as it is.
+        """
+        mapped = IPv6Address("TCP", "::ffff:127.0.0.1", 57854)
+        self.assertEqual(describe_peer(mapped), "('127.0.0.1', 57854)")
+        plain = IPv6Address("TCP", "::1", 57854)
+        self.assertEqual(describe_peer(plain), "('::1', 57854)")
 
     def test_unixUnnamed(self) -> None:
         """

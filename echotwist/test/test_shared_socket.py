@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 
 from twisted.internet import unix
@@ -47,19 +48,28 @@ class SharedSocketEndpointTests(SynchronousTestCase):
         self.port.startListening()
         self.addCleanup(self.port.socket.close)
 
-    def test_stopOnlyStopsAccepting(self) -> None:
+    def test_stopClosesOurDescriptorOnly(self) -> None:
         """
-        Stopping a shared UNIX port stops accepting on it, but leaves the
-        socket open and its path in place for the other processes (the port
-        itself would remove the path as it closed).
+        Stopping a shared UNIX port stops accepting on it and closes this
+        process's descriptor at once, but leaves its path in place and the
+        socket listening for the other processes that hold it (the port
+        itself would remove the path as it closed); once they have closed
+        theirs too, connections are refused.
         """
+        other = os.dup(self.port.socket.fileno())
         endpoint = SharedSocketEndpoint(_Listening(self.port))  # type: ignore[arg-type]
         shared = self.successResultOf(endpoint.listen(Factory()))
         self.assertEqual(shared.getHost(), self.port.getHost())
         self.assertIn(self.port, self.reactor.getReaders())
         shared.stopListening()
         self.assertNotIn(self.port, self.reactor.getReaders())
-        self.assertTrue(self.port.connected)
+        self.assertEqual(self.port.socket.fileno(), -1)
         self.assertTrue(os.path.exists(self.path))
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(self.path)
+        os.close(other)
+        with socket.socket(socket.AF_UNIX) as client:
+            self.assertRaises(ConnectionRefusedError, client.connect, self.path)
+        shared.stopListening()
         shared.startListening()
-        self.assertIn(self.port, self.reactor.getReaders())
+        self.assertNotIn(self.port, self.reactor.getReaders())

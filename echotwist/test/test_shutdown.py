@@ -5,14 +5,19 @@ Tests for L{echotwist.server.shutdown}.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from typing import cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionAborted, ConnectionDone
+from twisted.internet.error import (
+    ConnectionAborted,
+    ConnectionDone,
+    ReactorNotRunning,
+)
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -125,6 +130,32 @@ class ShutdownServiceTests(SynchronousTestCase):
             (summary["connections"], summary["bytes"], summary["aborted"]), (4, 15, 1)
         )
         self.assertEqual(summary["datagrams"], 7)
+        self.assertIn(
+            "Shutdown complete: 4 connections served, 15 bytes echoed, ",
+            formatEvent(summary),
+        )
+
+    def test_summarySingular(self) -> None:
+        """
+        One of a thing is said in the singular.
+        """
+        reactor = MemoryReactorClock()
+        factory = EchoFactory(reactor)
+        one = Snapshot(connections_total=1, bytes_echoed=1, datagrams_echoed=1)
+        service = ShutdownService(factory, reactor, counts=lambda: {"0": one})
+        service.startService()
+        self.successResultOf(service.stopService())
+        [summary] = [
+            formatEvent(e)
+            for e in self.events
+            if "Shutdown complete" in e.get("log_format", "")
+        ]
+        self.assertEqual(
+            summary,
+            "Shutdown complete: 1 connection served, 1 byte echoed, 0 refused at "
+            "the connection limit, 0 closed at the shutdown timeout; UDP: 1 "
+            "datagram echoed, 0 dropped",
+        )
 
     def test_waitsForChildren(self) -> None:
         """
@@ -162,23 +193,107 @@ class ShutdownServiceTests(SynchronousTestCase):
         handler = signal.getsignal(signal.SIGTERM)
         assert callable(handler)
         handler(signal.SIGTERM, None)
-        self.assertEqual(reactor.from_thread, [reactor.stop])
+        [stop] = reactor.from_thread
+        self.assertFalse(reactor.hasStopped)
+        stop()
+        self.assertTrue(reactor.hasStopped)
+
+    def running_service(
+        self,
+    ) -> tuple[ShutdownService, ThreadCallReactor, list[int]]:
+        """
+        A started L{ShutdownService} whose reactor "runs": its SIGTERM and
+        SIGINT handlers are in place, SIGINT's wrapping one that records
+        the signals it gets (as the reactor's own stops the reactor).  The
+        previous handlers are restored after the test.
+
+        @return: the service, its reactor, and the signals the wrapped
+            SIGINT handler got.
+        """
+        reactor = ThreadCallReactor()
+        for signum in signal.SIGTERM, signal.SIGINT:
+            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
+        got: list[int] = []
+        signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+        service = ShutdownService(EchoFactory(reactor), reactor)
+        service.startService()
+        for function, args, kwargs in reactor.whenRunningHooks:
+            function(*args, **kwargs)
+        return service, reactor, got
+
+    def send(self, signum: int) -> None:
+        """
+        Call the handler now installed for C{signum}, as the signal would.
+        """
+        handler = signal.getsignal(signum)
+        assert callable(handler)
+        handler(signum, None)
+
+    def test_secondSigtermSilent(self) -> None:
+        """
+        A SIGTERM or SIGINT after the first SIGTERM does nothing: no second
+        stop of the reactor (which would raise C{ReactorNotRunning}), no
+        log line.  The stop itself tolerates a reactor already stopped.
+        """
+        _, reactor, got = self.running_service()
+        self.send(signal.SIGTERM)
+        self.assertEqual(len(reactor.from_thread), 1)
+        del self.events[:]
+        self.send(signal.SIGTERM)
+        self.send(signal.SIGINT)
+        self.assertEqual((len(reactor.from_thread), got, self.events), (1, [], []))
+        [stop] = reactor.from_thread
+        reactor.stop()
+        stop()
+
+    def test_secondSigintSilent(self) -> None:
+        """
+        The first SIGINT goes to the reactor's own handler (twistd's
+        behaviour); any signal after it does nothing.
+        """
+        _, reactor, got = self.running_service()
+        self.send(signal.SIGINT)
+        self.assertEqual(got, [signal.SIGINT])
+        self.send(signal.SIGINT)
+        self.send(signal.SIGTERM)
+        self.assertEqual((got, reactor.from_thread), ([signal.SIGINT], []))
+
+    def test_stopThenSignalSilent(self) -> None:
+        """
+        Once the service is stopping for another reason (a worker whose
+        parent has gone), a signal does nothing; a stop of the reactor that
+        finds it stopped already is harmless too.
+        """
+        service, reactor, got = self.running_service()
+        self.successResultOf(service.stopService())
+        self.send(signal.SIGTERM)
+        self.send(signal.SIGINT)
+        self.assertEqual((got, reactor.from_thread), ([], []))
 
 
 class ThreadCallReactor(MemoryReactorClock):
     """
-    A L{MemoryReactorClock} that records C{callFromThread} calls.
+    A L{MemoryReactorClock} that records C{callFromThread} calls, and
+    whose C{stop} raises once stopped, as a real reactor's does.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.from_thread: list[object] = []
+        self.from_thread: list[Callable[[], object]] = []
 
-    def callFromThread(self, function: object) -> None:
+    def callFromThread(self, function: Callable[[], object]) -> None:
         """
         Record C{function} instead of calling it.
         """
         self.from_thread.append(function)
+
+    def stop(self) -> None:
+        """
+        Stop, or raise L{ReactorNotRunning} if stopped already.
+        """
+        if self.hasStopped:
+            raise ReactorNotRunning("Can't stop reactor that isn't running.")
+        super().stop()
 
 
 class SlowToStop(Service):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import inspect
+import io
 import os
 import shutil
 import signal
@@ -25,20 +26,24 @@ from twisted.application import app
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import tcp, unix
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import fail
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.internet.epollreactor import EPollReactor
-from twisted.internet.error import CannotListenError
-from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.internet.error import CannotListenError, ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, LogEvent, capturedLogs
+from twisted.python.failure import Failure
 from twisted.scripts import twistd
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 import twisted
 from echotwist import _twisted_private as private
 from echotwist.server.reactor import EchoReactor
-from echotwist.test.support import BareTLSContext
+from echotwist.test.support import BareTLSContext, proxy_v2_header
 
 #: The SHA-256 of C{inspect.getsource(EPollReactor.doPoll)} in each Twisted
 #: release whose C{doPoll} L{private.EPollReactorWithoutLogContext} was
@@ -480,6 +485,35 @@ class PortCanaryTests(SynchronousTestCase):
             )
             self.assertIs(private.listening_socket(port), sock)
 
+    def test_closeWithoutShutdown(self) -> None:
+        """
+        A port told not to shut its socket down leaves it listening for
+        another descriptor of it (another process's) once it stops.
+        """
+        reactor = MemoryReactorClock()
+        port = tcp.Port(0, Factory(), interface="127.0.0.1", reactor=reactor)
+        port.startListening()
+        other = socket.socket(fileno=os.dup(port.fileno()))
+        self.addCleanup(other.close)
+        private.close_without_shutdown(port)
+        port.stopListening()
+        reactor.advance(0)
+        with socket.socket() as client:
+            client.settimeout(5)
+            try:
+                client.connect(other.getsockname())
+            except OSError:
+                listening = False
+            else:
+                listening = True
+        canary(
+            self,
+            listening,
+            "tcp.Port._shouldShutdown",
+            "echotwist.server.workers (the parent closes its ports as it "
+            "stops, without stopping its workers' sockets under them)",
+        )
+
     def test_listenAtOnce(self) -> None:
         """
         The endpoints C{--workers} shares listen before C{listen} returns.
@@ -546,6 +580,39 @@ class ServiceCanaryTests(SynchronousTestCase):
             "StreamServerEndpointService._raiseSynchronously",
             "echotwist.server.listeners (a port that can't listen must stop "
             "twistd echo, not leave it running with no listener)",
+        )
+
+
+class OptionsCanaryTests(SynchronousTestCase):
+    """
+    Canaries for L{usage.Options}' getopt lists.
+    """
+
+    def test_optionGiven(self) -> None:
+        """
+        L{private.option_given} tells an option given, in full, abbreviated
+        or as C{--name=value}, from its default, and stops at the subcommand.
+        """
+        from twisted.scripts._twistd_unix import ServerOptions
+
+        options = ServerOptions()
+        options.parseOptions(["-n", "--logfile=-", "web"])
+        seen = [
+            private.option_given(options, "pidfile", argv)
+            for argv in (
+                ["-n", "--pidfile", "x.pid", "echo"],
+                ["-n", "--pidfile=", "echo"],
+                ["-n", "--pidf=x.pid", "echo"],
+                ["-n", "echo"],
+                ["-n", "echo", "--pidfile=x.pid"],
+            )
+        ]
+        canary(
+            self,
+            seen == [True, True, True, False, False],
+            "usage.Options.shortOpt/longOpt",
+            "echotwist.server.options (twistd -n echo writes no pidfile "
+            "unless --pidfile is given)",
         )
 
 
@@ -621,4 +688,230 @@ class SignalCanaryTests(SynchronousTestCase):
             "the reactor installing its signal handlers before callWhenRunning calls",
             "echotwist.server.shutdown (its SIGTERM handler must replace the "
             "reactor's)",
+        )
+
+
+class StatusPipeCanaryTests(SynchronousTestCase):
+    """
+    Canaries for twistd's status pipe, through which
+    L{private.report_start_failure} tells a daemonising twistd's parent
+    that the start failed.
+    """
+
+    def test_parentShowsTheLine(self) -> None:
+        """
+        twistd reports through its C{statusPipe} option, and its parent shows
+        what L{private.report_start_failure} writes there and exits 1.
+        """
+        from twisted.scripts._twistd_unix import UnixApplicationRunner
+
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        config = {"statusPipe": write, "pidfile": ""}
+        self.assertTrue(private.report_start_failure(config, "--port 'x': no"))
+        stderr = io.StringIO()
+        self.patch(sys, "__stderr__", stderr)
+        runner = UnixApplicationRunner({})
+        code = runner._waitForStart(read)
+        source = inspect.getsource(UnixApplicationRunner.postApplication)
+        canary(
+            self,
+            code == 1
+            and "--port 'x': no" in stderr.getvalue()
+            and 'self.config.get("statusPipe"' in source,
+            "twistd's statusPipe option and _waitForStart",
+            "echotwist.server.tap.EchoService (a daemonised listener failure "
+            "must reach twistd's parent as one line)",
+        )
+
+
+class HAProxyCanaryTests(SynchronousTestCase):
+    """
+    Canaries for L{twisted.protocols.haproxy}'s private parsers, which
+    L{echotwist.server.proxy} reads headers with.
+    """
+
+    dependent = "echotwist.server.proxy (PROXY protocol ports)"
+
+    def test_v1(self) -> None:
+        """
+        C{V1Parser.parse} reads a C{TCP4} or C{TCP6} v1 line without its
+        CRLF into source and destination addresses.  (echotwist reads
+        C{UNKNOWN} itself: Twisted's parser refuses a bare C{PROXY UNKNOWN}.)
+        """
+        try:
+            source, destination = private.parse_proxy_v1(
+                b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 9000"
+            )
+            six, _ = private.parse_proxy_v1(b"PROXY TCP6 ::7 ::1 5555 9000")
+        except Exception:
+            source = destination = six = None
+        canary(
+            self,
+            source == IPv4Address("TCP", "192.0.2.7", 5555)
+            and destination == IPv4Address("TCP", "10.0.0.1", 9000)
+            and six == IPv6Address("TCP", "::7", 5555),
+            "twisted.protocols.haproxy._v1parser.V1Parser.parse",
+            self.dependent,
+        )
+
+    def test_v2(self) -> None:
+        """
+        C{V2Parser.parse} reads a whole v2 header, L{None} for C{LOCAL}, and
+        C{V2Parser.PREFIX} is the v2 signature.
+        """
+        canary(
+            self,
+            private.PROXY_V2_SIGNATURE == b"\r\n\r\n\x00\r\nQUIT\n",
+            "twisted.protocols.haproxy._v2parser.V2Parser.PREFIX",
+            self.dependent,
+        )
+        try:
+            source, _destination = private.parse_proxy_v2(proxy_v2_header())
+            local = private.parse_proxy_v2(proxy_v2_header(command=0, family=0))
+        except Exception:
+            source, local = None, (1, 1)  # type: ignore[assignment]
+        canary(
+            self,
+            source == IPv4Address("TCP", "192.0.2.7", 5555) and local == (None, None),
+            "twisted.protocols.haproxy._v2parser.V2Parser.parse",
+            self.dependent,
+        )
+
+    def test_error(self) -> None:
+        """
+        A header that is not one raises C{InvalidProxyHeader}.
+        """
+        raised: list[type[BaseException]] = []
+        for parse, header in [
+            (private.parse_proxy_v1, b"PROXI TCP4"),
+            (private.parse_proxy_v2, b"\r\n\r\n\x00\r\nQUIX\n\x21\x11\x00\x00"),
+        ]:
+            try:
+                parse(header)
+            except Exception as e:
+                raised.append(type(e))
+        canary(
+            self,
+            len(raised) == 2
+            and all(issubclass(e, private.ProxyHeaderError) for e in raised),
+            "twisted.protocols.haproxy._exceptions.InvalidProxyHeader",
+            self.dependent,
+        )
+
+
+class _Recorder(Protocol):
+    """
+    Record what a connection delivers.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.half_closed = False
+        self.lost = False
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost = True
+
+
+@implementer(IHalfCloseableProtocol)
+class _HalfCloseRecorder(_Recorder):
+    def readConnectionLost(self) -> None:
+        self.half_closed = True
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class ReplaceProtocolCanaryTests(SynchronousTestCase):
+    """
+    Canaries for setting C{Connection.protocol}: a PROXY port hands its
+    connections to the echo that way.
+    """
+
+    dependent = "echotwist.server.proxy's hand-over to the echo after a header"
+
+    def test_deliversToNewProtocol(self) -> None:
+        """
+        Data, a half-close and the loss are delivered to the protocol set
+        last, and L{private.can_replace_protocol} accepts only a plain
+        connection delivering to the given protocol.
+        """
+        connection, peer = connection_pair(self)
+        first = _Recorder()
+        connection.protocol = first
+        self.assertTrue(private.can_replace_protocol(connection, first))
+        self.assertFalse(private.can_replace_protocol(connection, Protocol()))
+        self.assertFalse(private.can_replace_protocol(object(), first))
+        second = _HalfCloseRecorder()
+        private.replace_protocol(connection, second)
+        peer.sendall(b"data")
+        connection.doRead()
+        peer.shutdown(socket.SHUT_WR)
+        reason = connection.doRead()
+        connection.readConnectionLost(Failure(reason))
+        canary(
+            self,
+            first.received == []
+            and second.received == [b"data"]
+            and second.half_closed,
+            "tcp.Connection.protocol",
+            self.dependent,
+        )
+        connection.connectionLost(Failure(ConnectionDone()))
+        canary(self, second.lost, "tcp.Connection.protocol", self.dependent)
+
+
+class RequestBodyCanaryTests(SynchronousTestCase):
+    """
+    Canaries for the order in which L{twisted.web.http.HTTPChannel} hands a
+    request its body, which L{echotwist.server.metrics.MetricsRequest}
+    relies on to refuse a body before reading it (C{gotLength} is marked
+    "not intended for users").
+    """
+
+    def test_gotLengthBeforeBody(self) -> None:
+        """
+        C{gotLength} is called once the headers are read, with the
+        C{Content-Length} or L{None} for a chunked body, before any
+        C{handleContentChunk}; C{requestReceived} once the body is whole.
+        """
+        from twisted.web.http import HTTPChannel, Request
+
+        calls: list[object] = []
+
+        class Recording(Request):
+            def gotLength(self, length: int | None) -> None:
+                calls.append(("gotLength", length))
+                super().gotLength(length)
+
+            def handleContentChunk(self, data: bytes) -> None:
+                calls.append("chunk")
+                super().handleContentChunk(data)
+
+            def requestReceived(
+                self, command: bytes, path: bytes, version: bytes
+            ) -> None:
+                calls.append("received")
+
+        seen: list[object] = []
+        for head in [b"Content-Length: 3", b"Transfer-Encoding: chunked"]:
+            calls.clear()
+            channel = HTTPChannel()
+            channel.requestFactory = Recording
+            channel.makeConnection(StringTransport())
+            body = b"abc" if b"Length" in head else b"3\r\nabc\r\n0\r\n\r\n"
+            channel.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n\r\n")
+            seen.append(list(calls))
+            channel.dataReceived(body)
+            seen.append(calls[-1])
+        canary(
+            self,
+            seen == [[("gotLength", 3)], "received", [("gotLength", None)], "received"],
+            "HTTPChannel's calls of Request.gotLength and handleContentChunk",
+            "echotwist.server.metrics.MetricsRequest (a metrics request's body "
+            "must be refused before it is read)",
         )

@@ -7,12 +7,17 @@ from __future__ import annotations
 from typing import cast
 
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.server.udp import (
+    DEFAULT_REPORT_INTERVAL,
     REFLECTOR_PORTS,
+    REPEAT_LIMIT,
+    REPEAT_MEMORY,
+    REPEAT_WINDOW,
     EchoDatagramProtocol,
+    RepeatFilter,
     TokenBucket,
     refused_source_port,
 )
@@ -287,6 +292,7 @@ class EchoDatagramProtocolTests(SynchronousTestCase):
         protocol.stopProtocol()
         [event] = self.warnings()
         self.assertEqual(event["dropped"], 1)
+        self.assertIn("UDP echo dropped 1 datagram since", formatEvent(event))
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_quietSourcesForgotten(self) -> None:
@@ -301,3 +307,154 @@ class EchoDatagramProtocolTests(SynchronousTestCase):
         self.assertEqual(protocol.sources_tracked, 50)
         clock.advance(10.0)
         self.assertEqual(protocol.sources_tracked, 0)
+
+
+#: A peer echo service on a high port, as a spoofed datagram names it.
+PEER = ("127.0.0.9", 40007)
+
+
+def run_loop(
+    protocol: EchoDatagramProtocol,
+    transport: FakeDatagramTransport,
+    clock: Clock,
+    rtt: float,
+    seconds: float,
+) -> list[float]:
+    """
+    Play an echo loop through a peer that answers every echo after C{rtt}
+    seconds, for C{seconds}, starting with one spoofed datagram.
+
+    @return: when each echo was sent, by C{clock}.
+    """
+    sent: list[float] = []
+    start = clock.seconds()
+    protocol.datagramReceived(b"bounce", PEER)
+    while clock.seconds() - start < seconds:
+        if len(transport.written) > len(sent):
+            sent.append(clock.seconds())
+            clock.advance(rtt)
+            protocol.datagramReceived(b"bounce", PEER)
+        else:
+            clock.advance(1.0)
+    return [t - start for t in sent]
+
+
+class EchoLoopTests(SynchronousTestCase):
+    """
+    Tests for L{RepeatFilter} in L{EchoDatagramProtocol}: echo loops die,
+    clients are answered.
+    """
+
+    def test_slowPeerLoopDies(self) -> None:
+        """
+        A loop through a peer 150 ms away, with the default rate limit
+        (which alone lets it run at its refill rate for ever), is answered
+        L{REPEAT_LIMIT} times and then never again.
+        """
+        clock = Clock()
+        protocol = EchoDatagramProtocol(clock)
+        transport = FakeDatagramTransport()
+        protocol.transport = transport  # type: ignore[assignment]
+        sent = run_loop(protocol, transport, clock, 0.150, 600.0)
+        self.assertEqual(len(sent), REPEAT_LIMIT)
+        self.assertLess(sent[-1], 30.0)
+        self.assertEqual(protocol.dropped_repeated, 1)
+
+    def test_anyRoundTripDies(self) -> None:
+        """
+        Whatever the loop's round trip under L{REPEAT_MEMORY}, and however
+        generous the rate limit, its last echo is sent within 30 s.
+        """
+        for rtt in [0.0001, 0.01, 0.15, 1.0, 4.9, 5.0, 7.0, 12.0, 24.9, 29.9]:
+            clock = Clock()
+            protocol, transport = make_protocol(clock, rate=1e6, burst=10**6)
+            sent = run_loop(protocol, transport, clock, rtt, 3600.0)
+            self.assertLessEqual(len(sent), REPEAT_LIMIT, rtt)
+            self.assertLess(sent[-1], 30.0, rtt)
+
+    def test_retryingClientAnswered(self) -> None:
+        """
+        A client that sends the same payload again after lost replies is
+        answered: up to L{REPEAT_LIMIT} tries within L{REPEAT_WINDOW} (here
+        tries 1, 2, 4 and 8 s apart, and tries 10 s apart, the reference
+        client's default timeout, of which three fit the window).
+        """
+        for gaps in [(1.0, 2.0, 4.0, 8.0), (10.0, 10.0)]:
+            clock = Clock()
+            protocol, transport = make_protocol(clock)
+            protocol.datagramReceived(b"are you there?", CLIENT)
+            for gap in gaps:
+                clock.advance(gap)
+                protocol.datagramReceived(b"are you there?", CLIENT)
+            self.assertEqual(len(transport.written), len(gaps) + 1, gaps)
+            self.assertEqual(protocol.datagrams_dropped, 0)
+
+    def test_changingPayloadsAnswered(self) -> None:
+        """
+        A client sending 10 datagrams a second, each different, for five
+        minutes, is answered every time with the default limits; the
+        payloads remembered stay at what L{REPEAT_MEMORY} holds.
+        """
+        clock = Clock()
+        protocol = EchoDatagramProtocol(clock)
+        transport = FakeDatagramTransport()
+        protocol.transport = transport  # type: ignore[assignment]
+        for i in range(3000):
+            protocol.datagramReceived(b"reading %d" % i, CLIENT)
+            clock.advance(0.1)
+        self.assertEqual(len(transport.written), 3000)
+        self.assertLessEqual(len(protocol.repeats), REPEAT_MEMORY * 10 + 1)
+
+    def test_sameRequestLaterAnswered(self) -> None:
+        """
+        A payload cut off is answered again once it has not been answered
+        for L{REPEAT_MEMORY} seconds; the same payload from another port is
+        another source's and is answered meanwhile.
+        """
+        clock = Clock()
+        protocol, transport = make_protocol(clock, burst=100)
+        for _ in range(REPEAT_LIMIT + 3):
+            protocol.datagramReceived(b"ping", CLIENT)
+        self.assertEqual(len(transport.written), REPEAT_LIMIT)
+        other = (CLIENT[0], CLIENT[1] + 1)
+        protocol.datagramReceived(b"ping", other)
+        self.assertEqual(transport.written[-1], (b"ping", other))
+        clock.advance(REPEAT_MEMORY - 0.5)
+        protocol.datagramReceived(b"ping", CLIENT)
+        self.assertEqual(len(transport.written), REPEAT_LIMIT + 1)
+        clock.advance(0.5)
+        protocol.datagramReceived(b"ping", CLIENT)
+        self.assertEqual(transport.written[-1], (b"ping", CLIENT))
+        self.assertEqual(protocol.dropped_repeated, 4)
+
+    def test_windowEndsEpisode(self) -> None:
+        """
+        Within L{REPEAT_MEMORY}, a payload is not answered more than
+        L{REPEAT_WINDOW} seconds after its first answer, even below
+        L{REPEAT_LIMIT}.
+        """
+        clock = Clock()
+        protocol, transport = make_protocol(clock)
+        protocol.datagramReceived(b"slow", CLIENT)
+        clock.advance(REPEAT_WINDOW)
+        protocol.datagramReceived(b"slow", CLIENT)
+        clock.advance(1.0)
+        protocol.datagramReceived(b"slow", CLIENT)
+        self.assertEqual(len(transport.written), 2)
+
+    def test_memoryBounded(self) -> None:
+        """
+        The table keeps at most C{max_payloads}, forgetting the least
+        recently answered, and the periodic report forgets quiet ones.
+        """
+        clock = Clock()
+        repeats = RepeatFilter(max_payloads=10)
+        protocol = EchoDatagramProtocol(clock, burst=100, repeats=repeats)
+        protocol.transport = FakeDatagramTransport()  # type: ignore[assignment]
+        protocol.startProtocol()
+        for i in range(25):
+            protocol.datagramReceived(b"%d" % i, CLIENT)
+        self.assertEqual(len(repeats), 10)
+        clock.advance(REPEAT_MEMORY + DEFAULT_REPORT_INTERVAL)
+        self.assertEqual(len(repeats), 0)
+        protocol.stopProtocol()
