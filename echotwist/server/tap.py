@@ -143,6 +143,7 @@ def makeService(config: Options) -> MultiService:
             worker_args(config),
             factory,
             stop_timeout=config["shutdown-timeout"] + STOP_TIMEOUT,
+            reuseport=True,
         )
         # The summary adds up every worker's final report; metrics show
         # the running workers.
