@@ -434,3 +434,44 @@ class PidfileTests(SynchronousTestCase):
         daemon = self.twistd()
         self.assertFalse(options_module.no_default_pidfile(daemon, ["echo"]))
         self.assertTrue(daemon["pidfile"].endswith("twistd.pid"))
+
+
+class WorkersCapTests(SynchronousTestCase):
+    """
+    Tests for the cap on C{--workers}.
+    """
+
+    def test_capped(self) -> None:
+        """
+        More than four workers per CPU start four per CPU, with one warning
+        giving the reason.
+        """
+        self.assertEqual(
+            options_module.capped_workers(10000, 2),
+            (
+                8,
+                "--workers 10000: starting 8, 4 per CPU on 2 CPUs: more would "
+                "only compete for the same CPUs, each with its own memory "
+                "(--workers auto starts one per CPU)",
+            ),
+        )
+        self.assertEqual(options_module.capped_workers(8, 2), (8, None))
+        self.assertEqual(options_module.capped_workers(5, 1)[0], 4)
+
+    def test_parsedAndLogged(self) -> None:
+        """
+        The options carry the capped number and the warning, which
+        L{echotwist.server.tap.makeService} logs once.
+        """
+        from twisted.logger import capturedLogs, formatEvent
+
+        from echotwist.server import tap
+
+        self.patch(options_module, "cpus", lambda: 2)
+        config = parse("--workers", "10000", "--port", "tcp:0")
+        self.assertEqual(config["workers"], 8)
+        with capturedLogs() as events:
+            tap.makeService(config)
+        warnings = [formatEvent(e) for e in events if "--workers" in formatEvent(e)]
+        self.assertEqual(warnings, [config["workers-warning"]])
+        self.assertIsNone(parse("--workers", "2")["workers-warning"])
