@@ -59,9 +59,7 @@ class SystemBacklogTests(SynchronousTestCase):
         Where the file is missing, or holds no positive integer, the
         fallback is used.
         """
-        missing = self._written("")
-        os.remove(missing)
-        self.addCleanup(open(missing, "w").close)
+        missing = self.mktemp()
         for path in [missing, self._written("many"), self._written("0")]:
             self.assertEqual(system_backlog(path), FALLBACK_BACKLOG)
 
