@@ -37,12 +37,40 @@ from echotwist.server.proxy import (
 )
 from echotwist.server.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
 from echotwist.server.udp import DEFAULT_BURST, DEFAULT_RATE
+from echotwist.words import counted
 
 DEFAULT_PORT = "9000"
-DEFAULT_BACKLOG = 1024
+#: Where Linux says the longest listen queue it allows (C{somaxconn}).
+SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
+#: The listen queue length where the system does not say its limit.
+FALLBACK_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 
 _N = TypeVar("_N", int, float)
+
+
+def system_backlog(path: str = SOMAXCONN_PATH) -> int:
+    """
+    The longest listen queue the system allows, as Go's C{net.Listen} uses.
+
+    A connection storm overflows a shorter queue: each overflow drops a
+    handshake, and its client waits a second for the SYN to be sent again.
+    The kernel caps any backlog at C{somaxconn} anyway, so asking for it is
+    asking for the most there is.
+
+    @param path: the file that holds C{somaxconn}.
+    @return: its value, or L{FALLBACK_BACKLOG} where it can't be read (not
+        Linux) or is not a positive integer.
+    """
+    try:
+        with open(path) as f:
+            value = int(f.read().strip())
+    except (OSError, ValueError):
+        return FALLBACK_BACKLOG
+    return value if value > 0 else FALLBACK_BACKLOG
+
+
+DEFAULT_BACKLOG = system_backlog()
 
 
 def _number(kind: Callable[[str], _N], name: str, value: str, minimum: _N) -> _N:
@@ -82,7 +110,12 @@ class Options(usage.Options):
     optFlags = [["verbose", "v", "Log every chunk received (repr, truncated)."]]
 
     optParameters = [
-        ["backlog", None, str(DEFAULT_BACKLOG), "Listen queue length."],
+        [
+            "backlog",
+            None,
+            str(DEFAULT_BACKLOG),
+            "Listen queue length (default: the system's somaxconn).",
+        ],
         [
             "max-connections",
             None,
@@ -126,7 +159,8 @@ class Options(usage.Options):
             "workers",
             None,
             "1",
-            "Serve the ports from this many processes (auto: one per CPU).",
+            "Serve the ports from this many processes (auto: one per CPU; at "
+            "most 4 per CPU).",
         ],
         [
             "metrics",
@@ -224,7 +258,9 @@ class Options(usage.Options):
         self["typed"] = dict(zip(self["ports"], typed, strict=True))
         for description, value in self["typed"].items():
             self._check_listener(partial(check_endpoint, typed=value), description)
-        self["workers"] = parse_workers(self["workers"])
+        self["workers"], self["workers-warning"] = capped_workers(
+            parse_workers(self["workers"]), cpus()
+        )
         if self["workers"] > 1:
             check_shareable(self["ports"])
         if self["metrics"] is not None:
@@ -329,18 +365,50 @@ def _check_metrics(description: str) -> None:
     check_endpoint(description, "metrics")
 
 
+#: The most workers per CPU C{--workers} starts: more only compete for the
+#: same CPUs, each costing its memory and descriptors.
+WORKERS_PER_CPU = 4
+
+
+def cpus() -> int:
+    """
+    @return: the CPUs this process may run on.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def capped_workers(count: int, available: int) -> tuple[int, str | None]:
+    """
+    Cap C{--workers} at L{WORKERS_PER_CPU} per CPU.
+
+    @param count: the number asked for.
+    @param available: the CPUs there are.
+    @return: the number to start, and the warning to log if it is fewer
+        than C{count} (L{None} otherwise).
+    """
+    cap = WORKERS_PER_CPU * available
+    if count <= cap:
+        return count, None
+    return cap, (
+        f"--workers {count}: starting {cap}, {WORKERS_PER_CPU} per CPU on "
+        f"{counted(available, 'CPU')}: more would only compete for the same "
+        "CPUs, each with its own memory (--workers auto starts one per CPU)"
+    )
+
+
 def parse_workers(value: str) -> int:
     """
     Parse C{--workers}.
 
     @param value: a positive integer, or C{auto} for one per CPU.
-    @return: the number of worker processes.
+    @return: the number of worker processes (not yet capped: see
+        L{capped_workers}).
     @raise usage.UsageError: for anything else.
     """
     if value == "auto":
-        if hasattr(os, "sched_getaffinity"):
-            return len(os.sched_getaffinity(0))
-        return os.cpu_count() or 1
+        return cpus()
     try:
         count = int(value)
     except ValueError:
