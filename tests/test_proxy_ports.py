@@ -299,7 +299,7 @@ def test_bad_options() -> None:
     for option, value, message in [
         ("--proxy-from", "10.0.0.0/33", "--proxy-from '10.0.0.0/33'"),
         ("--info", "nosuch:1", "--info 'nosuch:1'"),
-        ("--info-udp", "x", "--info-udp 'x': expected [INTERFACE:]PORT"),
+        ("--info-udp", "x", "--info-udp 'x': expected "),
     ]:
         result = subprocess.run(
             [twistd, "-n", "--pidfile=", "echo", option, value],
