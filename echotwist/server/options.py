@@ -41,10 +41,37 @@ from echotwist.server.udp import DEFAULT_BURST, DEFAULT_RATE
 from echotwist.words import counted
 
 DEFAULT_PORT = "9000"
-DEFAULT_BACKLOG = 1024
+#: Where Linux says the longest listen queue it allows (C{somaxconn}).
+SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
+#: The listen queue length where the system does not say its limit.
+FALLBACK_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 
 _N = TypeVar("_N", int, float)
+
+
+def system_backlog(path: str = SOMAXCONN_PATH) -> int:
+    """
+    The longest listen queue the system allows, as Go's C{net.Listen} uses.
+
+    A connection storm overflows a shorter queue: each overflow drops a
+    handshake, and its client waits a second for the SYN to be sent again.
+    The kernel caps any backlog at C{somaxconn} anyway, so asking for it is
+    asking for the most there is.
+
+    @param path: the file that holds C{somaxconn}.
+    @return: its value, or L{FALLBACK_BACKLOG} where it can't be read (not
+        Linux) or is not a positive integer.
+    """
+    try:
+        with open(path) as f:
+            value = int(f.read().strip())
+    except (OSError, ValueError):
+        return FALLBACK_BACKLOG
+    return value if value > 0 else FALLBACK_BACKLOG
+
+
+DEFAULT_BACKLOG = system_backlog()
 
 
 def _number(kind: Callable[[str], _N], name: str, value: str, minimum: _N) -> _N:
@@ -86,7 +113,12 @@ class Options(usage.Options):
     optFlags = [["verbose", "v", "Log every chunk received (repr, truncated)."]]
 
     optParameters = [
-        ["backlog", None, str(DEFAULT_BACKLOG), "Listen queue length."],
+        [
+            "backlog",
+            None,
+            str(DEFAULT_BACKLOG),
+            "Listen queue length (default: the system's somaxconn).",
+        ],
         [
             "max-connections",
             None,

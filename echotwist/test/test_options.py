@@ -21,8 +21,47 @@ from echotwist.server import endpoints as endpoints_module
 from echotwist.server import options as options_module
 from echotwist.server import reactor as reactor_module
 from echotwist.server.endpoints import ListenerError
-from echotwist.server.options import Options, make_factory, udp_address
+from echotwist.server.options import (
+    DEFAULT_BACKLOG,
+    FALLBACK_BACKLOG,
+    Options,
+    make_factory,
+    system_backlog,
+    udp_address,
+)
 from echotwist.test.support import parse
+
+
+class SystemBacklogTests(SynchronousTestCase):
+    """
+    Tests for L{system_backlog}, the default C{--backlog}.
+    """
+
+    def _written(self, text: str) -> str:
+        """
+        @return: the path of a file holding C{text}, removed after the test.
+        """
+        fd, path = tempfile.mkstemp()
+        self.addCleanup(os.remove, path)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+    def test_somaxconn(self) -> None:
+        """
+        The system's C{somaxconn} is the backlog.
+        """
+        self.assertEqual(system_backlog(self._written("4096\n")), 4096)
+        self.assertEqual(system_backlog(self._written("65535")), 65535)
+
+    def test_unreadable(self) -> None:
+        """
+        Where the file is missing, or holds no positive integer, the
+        fallback is used.
+        """
+        missing = self.mktemp()
+        for path in [missing, self._written("many"), self._written("0")]:
+            self.assertEqual(system_backlog(path), FALLBACK_BACKLOG)
 
 
 class OptionsTests(SynchronousTestCase):
@@ -32,13 +71,14 @@ class OptionsTests(SynchronousTestCase):
 
     def test_defaults(self) -> None:
         """
-        With no options: TCP port 9000, backlog 1024, a 300 s idle timeout, no
-        connection limit, quiet.
+        With no options: TCP port 9000, the system's longest listen queue, a
+        300 s idle timeout, no connection limit, quiet.
         """
         self.patch(endpoints_module, "dual_stack", lambda: True)
         options = parse()
-        self.assertEqual(options["ports"], ["tcp6:9000:backlog=1024"])
-        self.assertEqual(options["backlog"], 1024)
+        backlog = system_backlog()
+        self.assertEqual(options["ports"], [f"tcp6:9000:backlog={backlog}"])
+        self.assertEqual(options["backlog"], backlog)
         self.assertEqual(options["idle-timeout"], 300.0)
         self.assertEqual(options["max-connections"], 0)
         self.assertFalse(options["verbose"])
@@ -49,7 +89,9 @@ class OptionsTests(SynchronousTestCase):
         no dual-stack socket.
         """
         self.patch(endpoints_module, "dual_stack", lambda: False)
-        self.assertEqual(parse("--port", "9001")["ports"], ["tcp:9001:backlog=1024"])
+        self.assertEqual(
+            parse("--port", "9001")["ports"], [f"tcp:9001:backlog={DEFAULT_BACKLOG}"]
+        )
 
     def test_repeatablePorts(self) -> None:
         """
@@ -342,7 +384,7 @@ class ProxyOptionsTests(SynchronousTestCase):
         """
         self.patch(endpoints_module, "dual_stack", lambda: False)
         config = parse("--info", "haproxy:9001", "--info-udp", "127.0.0.1:9001")
-        self.assertEqual(config["info"], "haproxy:tcp:9001:backlog=1024")
+        self.assertEqual(config["info"], f"haproxy:tcp:9001:backlog={DEFAULT_BACKLOG}")
         self.assertEqual(config["info-udp"], ("127.0.0.1", 9001))
         error = self.assertRaises(UsageError, parse, "--info-udp", "x")
         self.assertIn("--info-udp 'x'", str(error))
