@@ -8,10 +8,11 @@ N and the ratio to N times the one-worker figure (the issue's target: at
 least 0.7 up to N = 8).  The load processes need cores too: give the machine
 at least N + clients cores for a fair figure.
 
-With C{--reuseport}, instead of one listening socket shared by the workers,
-each of N C{python -m echotwist.server.workers} gets its own socket bound to the
-same port with C{SO_REUSEPORT} (the kernel then spreads connections evenly):
-the alternative measured to choose the design.
+With C{--reuseport}, instead of C{twistd echo --workers N} (which now gives
+each worker its own C{SO_REUSEPORT} socket on TCP ports), each of N C{python
+-m echotwist.server.workers} gets its own socket bound to the same port with
+C{SO_REUSEPORT} by this script: the alternative measured when the workers
+still shared one socket.
 
 Run: C{python benchmarks/scaling.py [--workers 1,2,4,8] [--clients 8]
 [--connections 32] [--seconds 10] [--reuseport]}
@@ -164,7 +165,7 @@ def main() -> None:
         print(load(args.load, args.connections, args.seconds))
         return
     run = reuseport_workers if args.reuseport else shared_socket_workers
-    mode = "SO_REUSEPORT" if args.reuseport else "shared socket"
+    mode = "SO_REUSEPORT" if args.reuseport else "twistd echo --workers"
     print(
         f"# {mode}; {args.clients} load processes x {args.connections} "
         f"connections, {len(MESSAGE)}-byte messages, {args.seconds:g} s each; "

@@ -140,3 +140,20 @@ def test_takenPortOneLine(tmp_path: Path, option: str) -> None:
     ]
     assert b"stderr#error" not in out
     assert not (tmp_path / "echo.pid").exists()
+
+
+def test_listenersNamedInFull(tmp_path: Path) -> None:
+    """
+    Two listeners on one port number are each logged with their full
+    address; one connection of one byte is logged in the singular.
+    """
+    with twistd_echo(ports=[f"{HOST}:0", "0"], directory=tmp_path) as server:
+        first = server.wait_for(rf"--port listening on TCP {HOST}:(\d+)")
+        second = server.wait_for(r"--port listening on TCP (\[::\]|0\.0\.0\.0):(\d+)")
+        with socket.create_connection((HOST, int(first.group(1))), TIMEOUT) as sock:
+            sock.sendall(b"x")
+            assert sock.recv(1) == b"x"
+        server.wait_for(r"Disconnected .*: 1 byte in, 1 byte out, ")
+        assert int(second.group(2)) > 0
+        assert stop(server.process) == 0
+    assert "Shutdown complete: 1 connection served, 1 byte echoed" in server.output()

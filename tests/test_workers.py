@@ -280,9 +280,9 @@ def test_daemon(tmp_path: Path) -> None:
 
 #: A C{Shutdown complete} line's counts, as one process logs them.
 SUMMARY = re.compile(
-    r"^(?P<who>.*?)Shutdown complete: (\d+) connections served, (\d+) bytes "
+    r"^(?P<who>.*?)Shutdown complete: (\d+) connections? served, (\d+) bytes? "
     r"echoed, (\d+) refused at the connection limit, (\d+) closed at the "
-    r"shutdown timeout; UDP: (\d+) datagrams echoed, (\d+) dropped$",
+    r"shutdown timeout; UDP: (\d+) datagrams? echoed, (\d+) dropped$",
     re.MULTILINE,
 )
 
@@ -427,3 +427,63 @@ def test_parent_killed_frees_port(tmp_path: Path) -> None:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+def listening_inodes(pid: int, port: int) -> set[int]:
+    """
+    @return: the inodes of the sockets C{pid} listens on C{port} with.
+    """
+    found = set()
+    for c in psutil.Process(pid).net_connections("tcp"):
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port:
+            found.add(os.stat(f"/proc/{pid}/fd/{c.fd}").st_ino)
+    return found
+
+
+def test_socket_per_worker(tmp_path: Path) -> None:
+    """
+    On a TCP port each worker listens on its own socket (C{SO_REUSEPORT},
+    the parent holding them all), and the kernel spreads connections over
+    them: 40 connections reach both workers.
+    """
+    with two_workers(directory=tmp_path) as twistd, contextlib.ExitStack() as stack:
+        port = twistd.port
+        pids = worker_pids(twistd.process.pid)
+        inodes = [listening_inodes(pid, port) for pid in pids]
+        assert [len(i) for i in inodes] == [1, 1]
+        assert inodes[0] != inodes[1]
+        assert inodes[0] | inodes[1] == listening_inodes(twistd.process.pid, port)
+        socks = [stack.enter_context(connect(port)) for _ in range(40)]
+        for sock in socks:
+            sock.sendall(b"!")
+            assert recv_exactly(sock, 1) == b"!"
+        held = [
+            sum(
+                1
+                for c in psutil.Process(pid).net_connections("tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+            )
+            for pid in pids
+        ]
+        assert sum(held) == 40
+        assert min(held) > 0
+
+
+def test_dead_workers_socket_keeps_connections(tmp_path: Path) -> None:
+    """
+    Connections the kernel hashes to a dead worker's own socket are not
+    lost: the parent keeps the socket open, they wait in its queue, and the
+    worker started in its place serves them.
+    """
+    with two_workers(directory=tmp_path) as twistd, contextlib.ExitStack() as stack:
+        port = twistd.port
+        first = worker_pids(twistd.process.pid)[0]
+        os.kill(first, signal.SIGKILL)
+        twistd.wait_for(r"worker \d exited")
+        socks = [stack.enter_context(connect(port)) for _ in range(20)]
+        for i, sock in enumerate(socks):
+            sock.sendall(b"waiting %d" % i)
+        for i, sock in enumerate(socks):
+            expected = b"waiting %d" % i
+            assert recv_exactly(sock, len(expected)) == expected
+        twistd.wait_for(WORKER_STARTED, count=3)

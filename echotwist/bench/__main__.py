@@ -278,6 +278,14 @@ def compare(
                     )
             for storm in options.storms:
                 for server in order:
+                    if server.spec.no_storms:
+                        if round_number == 0:
+                            print(
+                                f"{storm} {server.spec.name}: skipped, "
+                                f"{server.spec.no_storms}",
+                                file=sys.stderr,
+                            )
+                        continue
                     target = Target(host="127.0.0.1", port=server.port)
                     conns = run_conns(
                         target,

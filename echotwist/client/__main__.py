@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from twisted.internet import task
 
-from echotwist import __version__
+from echotwist import __version__, ports
 from echotwist.client import oneshot
 from echotwist.client.exits import (
     EXIT_USAGE,
@@ -485,9 +485,12 @@ def _port(text: str) -> int:
     @return: C{text} as a TCP port number.
     @raise argparse.ArgumentTypeError: if it is not one.
     """
-    if not text.isdigit() or not 0 < int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
+    port = ports.port_number(text)
+    if port is None or not 0 <= port <= ports.MAX_PORT:
+        raise argparse.ArgumentTypeError(ports.not_a_port(text))
+    if port == 0:
+        raise argparse.ArgumentTypeError(ports.connect_zero(text))
+    return port
 
 
 def _count(text: str) -> int:

@@ -4,9 +4,11 @@ The listening services of C{twistd echo} and of each of its workers alike.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable
 
 from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -14,10 +16,11 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamServerEndpoint,
 )
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from echotwist._twisted_private import raise_listen_failures
+from echotwist._twisted_private import listening_socket, raise_listen_failures
 from echotwist.server.accept_errors import AcceptErrorSummary, SummarizedAcceptErrors
 from echotwist.server.endpoints import ListenerError, failure_reason
 from echotwist.server.shared_socket import SharedSocketEndpoint
@@ -77,16 +80,34 @@ class NamedEndpoint:
         self.option = option
         self.description = description
 
+    log = Logger()
+
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
         """
-        Listen on the wrapped endpoint.
+        Listen on the wrapped endpoint, and log the full address it listens
+        on, so that two listeners on one port number are told apart
+        (Twisted's own line says only C{EchoFactory starting on 9000}).
 
         @param protocolFactory: the factory to listen with.
         @return: the port, or a L{ListenerError} failure.
         """
-        return maybeDeferred(self.endpoint.listen, protocolFactory).addErrback(
-            self._name
+        return (
+            maybeDeferred(self.endpoint.listen, protocolFactory)
+            .addCallback(self._listening)
+            .addErrback(self._name)
         )
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        """
+        @param port: the port now listening.
+        @return: C{port}, once its address is logged.
+        """
+        self.log.info(
+            "--{option} listening on {address}",
+            option=self.option,
+            address=describe_listener(port),
+        )
+        return port
 
     def _name(self, failure: Failure) -> Failure:
         """
@@ -98,3 +119,39 @@ class NamedEndpoint:
             assert error is not None
             error = ListenerError(self.option, self.description, failure_reason(error))
         return Failure(error)
+
+
+def describe_listener(port: IListeningPort) -> str:
+    """
+    Say where a port listens, in full.
+
+    @param port: a listening port.
+    @return: C{TCP 127.0.0.1:9000}, C{TCP [::]:9000 (IPv6 and IPv4)} for a
+        dual-stack socket, C{UNIX /run/echo.sock}, or the address's repr for
+        any other kind.
+    """
+    address = port.getHost()
+    if isinstance(address, IPv4Address):
+        return f"TCP {address.host}:{address.port}"
+    if isinstance(address, IPv6Address):
+        where = f"TCP [{address.host}]:{address.port}"
+        if address.host == "::" and _accepts_ipv4(port):
+            where += " (IPv6 and IPv4)"
+        return where
+    if isinstance(address, UNIXAddress):
+        name = address.name
+        path = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+        return f"UNIX {path}"
+    return repr(address)
+
+
+def _accepts_ipv4(port: IListeningPort) -> bool:
+    """
+    @param port: a port listening on an IPv6 socket.
+    @return: whether the socket accepts IPv4-mapped connections too.
+    """
+    try:
+        sock = listening_socket(port)
+        return sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    except (AttributeError, OSError):
+        return False

@@ -39,6 +39,7 @@ from twisted.web.server import Request, Site
 from echotwist.server.accept_errors import AcceptErrorSummary
 from echotwist.server.counts import Snapshot
 from echotwist.server.listeners import NamedEndpoint, listeners
+from echotwist.words import counted, were
 
 #: The most metrics connections open at once: Prometheus opens one per
 #: scrape; more are closed at once, so that connections that hang can't take
@@ -403,9 +404,11 @@ class Guard(WrappingFactory):
         super().unregisterProtocol(p)
         if self._refused_since_full:
             self.log.warn(
-                "Below the metrics connection limit again; {count} metrics "
-                "connections were closed while it was reached",
+                "Below the metrics connection limit again; {count_text} {were} "
+                "closed while it was reached",
                 count=self._refused_since_full,
+                count_text=counted(self._refused_since_full, "metrics connection"),
+                were=were(self._refused_since_full),
             )
             self._refused_since_full = 0
 

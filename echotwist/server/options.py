@@ -19,7 +19,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from echotwist._twisted_private import option_given
-from echotwist.ports import PORT_RANGE
+from echotwist.cli import print_version
+from echotwist.ports import not_a_port
 from echotwist.server.endpoints import (
     MAX_PORT,
     ListenerError,
@@ -37,12 +38,40 @@ from echotwist.server.proxy import (
 )
 from echotwist.server.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
 from echotwist.server.udp import DEFAULT_BURST, DEFAULT_RATE
+from echotwist.words import counted
 
 DEFAULT_PORT = "9000"
-DEFAULT_BACKLOG = 1024
+#: Where Linux says the longest listen queue it allows (C{somaxconn}).
+SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
+#: The listen queue length where the system does not say its limit.
+FALLBACK_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 
 _N = TypeVar("_N", int, float)
+
+
+def system_backlog(path: str = SOMAXCONN_PATH) -> int:
+    """
+    The longest listen queue the system allows, as Go's C{net.Listen} uses.
+
+    A connection storm overflows a shorter queue: each overflow drops a
+    handshake, and its client waits a second for the SYN to be sent again.
+    The kernel caps any backlog at C{somaxconn} anyway, so asking for it is
+    asking for the most there is.
+
+    @param path: the file that holds C{somaxconn}.
+    @return: its value, or L{FALLBACK_BACKLOG} where it can't be read (not
+        Linux) or is not a positive integer.
+    """
+    try:
+        with open(path) as f:
+            value = int(f.read().strip())
+    except (OSError, ValueError):
+        return FALLBACK_BACKLOG
+    return value if value > 0 else FALLBACK_BACKLOG
+
+
+DEFAULT_BACKLOG = system_backlog()
 
 
 def _number(kind: Callable[[str], _N], name: str, value: str, minimum: _N) -> _N:
@@ -75,14 +104,21 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Serve the echo protocol (RFC 862): every byte received is sent back. "
-        "--port takes a port number or any Twisted server endpoint "
-        "description and may be given several times."
+        "--port takes a port number (TCP on every IPv6 and IPv4 address), "
+        "HOST:PORT (127.0.0.1:9000, [::1]:9000) or any Twisted server endpoint "
+        "description (tcp:9000, unix:/tmp/echo.sock), and may be given several "
+        "times; quote one with backslashes: 'tcp6:9000:interface=\\:\\:1'."
     )
 
     optFlags = [["verbose", "v", "Log every chunk received (repr, truncated)."]]
 
     optParameters = [
-        ["backlog", None, str(DEFAULT_BACKLOG), "Listen queue length."],
+        [
+            "backlog",
+            None,
+            str(DEFAULT_BACKLOG),
+            "Listen queue length (default: the system's somaxconn).",
+        ],
         [
             "max-connections",
             None,
@@ -126,13 +162,15 @@ class Options(usage.Options):
             "workers",
             None,
             "1",
-            "Serve the ports from this many processes (auto: one per CPU).",
+            "Serve the ports from this many processes (auto: one per CPU; at "
+            "most 4 per CPU).",
         ],
         [
             "metrics",
             None,
             None,
-            "Serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9100).",
+            "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100 "
+            "(off by default).",
         ],
         [
             "proxy-timeout",
@@ -146,7 +184,8 @@ class Options(usage.Options):
             None,
             None,
             "Answer each connection on this endpoint (haproxy: ones too) with "
-            "one JSON line describing it as the server saw it, then close.",
+            "one JSON line describing it as the server saw it, then close (off by "
+            "default).",
         ],
         [
             "info-udp",
@@ -154,7 +193,7 @@ class Options(usage.Options):
             None,
             "Answer each UDP datagram on this [INTERFACE:]PORT with one JSON "
             "line describing its source, if the datagram is at least as long "
-            "(rate-limited as --udp is).",
+            "(rate-limited as --udp is; off by default).",
         ],
     ]
 
@@ -164,22 +203,20 @@ class Options(usage.Options):
         self["proxy-from"] = []
 
     def opt_proxy_from(self, network: str) -> None:
-        """
-        Accept PROXY headers (haproxy: ports) only from peers in this
-        network, CIDR (10.0.0.0/8) or address; repeatable (default:
-        127.0.0.0/8 and ::1).
-        """
+        """Accept PROXY headers only from this network [default: 127.0.0.0/8, ::1]."""
         self["proxy-from"].append(network)
 
     def opt_port(self, port: str) -> None:
-        """
-        Listen on this PORT (TCP on every IPv6 and IPv4 address), HOST:PORT
-        (127.0.0.1:9000, [::1]:9000) or endpoint (tcp:9000, unix:/tmp/echo.sock);
-        repeatable [default: 9000].
-        """
+        """Listen on PORT (all IPv6/IPv4), HOST:PORT or endpoint [default: 9000]."""
         self["ports"].append(port)
 
     opt_p = opt_port
+
+    def opt_version(self) -> None:
+        """
+        Display echotwist's version (and Twisted's) and exit.
+        """
+        print_version("twistd echo")
 
     def postOptions(self) -> None:
         """
@@ -224,7 +261,9 @@ class Options(usage.Options):
         self["typed"] = dict(zip(self["ports"], typed, strict=True))
         for description, value in self["typed"].items():
             self._check_listener(partial(check_endpoint, typed=value), description)
-        self["workers"] = parse_workers(self["workers"])
+        self["workers"], self["workers-warning"] = capped_workers(
+            parse_workers(self["workers"]), cpus()
+        )
         if self["workers"] > 1:
             check_shareable(self["ports"])
         if self["metrics"] is not None:
@@ -307,8 +346,8 @@ def udp_address(value: str, option: str = "udp") -> tuple[str, int]:
     number = port_number(port)
     if number is None or not 0 <= number <= MAX_PORT:
         raise usage.UsageError(
-            f"--{option} {value!r}: expected PORT, INTERFACE:PORT or [IPV6]:PORT "
-            f"({PORT_RANGE})"
+            f"--{option} {value!r}: {not_a_port(port)}; expected PORT, "
+            "INTERFACE:PORT or [IPV6]:PORT"
         )
     return interface, number
 
@@ -329,18 +368,50 @@ def _check_metrics(description: str) -> None:
     check_endpoint(description, "metrics")
 
 
+#: The most workers per CPU C{--workers} starts: more only compete for the
+#: same CPUs, each costing its memory and descriptors.
+WORKERS_PER_CPU = 4
+
+
+def cpus() -> int:
+    """
+    @return: the CPUs this process may run on.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def capped_workers(count: int, available: int) -> tuple[int, str | None]:
+    """
+    Cap C{--workers} at L{WORKERS_PER_CPU} per CPU.
+
+    @param count: the number asked for.
+    @param available: the CPUs there are.
+    @return: the number to start, and the warning to log if it is fewer
+        than C{count} (L{None} otherwise).
+    """
+    cap = WORKERS_PER_CPU * available
+    if count <= cap:
+        return count, None
+    return cap, (
+        f"--workers {count}: starting {cap}, {WORKERS_PER_CPU} per CPU on "
+        f"{counted(available, 'CPU')}: more would only compete for the same "
+        "CPUs, each with its own memory (--workers auto starts one per CPU)"
+    )
+
+
 def parse_workers(value: str) -> int:
     """
     Parse C{--workers}.
 
     @param value: a positive integer, or C{auto} for one per CPU.
-    @return: the number of worker processes.
+    @return: the number of worker processes (not yet capped: see
+        L{capped_workers}).
     @raise usage.UsageError: for anything else.
     """
     if value == "auto":
-        if hasattr(os, "sched_getaffinity"):
-            return len(os.sched_getaffinity(0))
-        return os.cpu_count() or 1
+        return cpus()
     try:
         count = int(value)
     except ValueError:

@@ -43,6 +43,7 @@ from echotwist.server.fastpath import (
     reads_directly,
     send,
 )
+from echotwist.words import counted, were
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -228,8 +229,9 @@ class Echo(Protocol, TimeoutMixin):
             self.resetTimeout()
         if self.factory.verbose:
             self.log.info(
-                "Received {size} bytes from {peer}: {chunk}",
+                "Received {size_text} from {peer}: {chunk}",
                 size=len(data),
+                size_text=counted(len(data), "byte"),
                 peer=self.peer,
                 chunk=_truncated_repr(data),
             )
@@ -321,11 +323,13 @@ class Echo(Protocol, TimeoutMixin):
         duration = self.factory.clock.seconds() - self._started
         self.factory.connection_closed(self)
         self.log.info(
-            "Disconnected {peer}: {bytes_in} bytes in, {bytes_out} bytes out, "
+            "Disconnected {peer}: {bytes_in_text} in, {bytes_out_text} out, "
             "{duration:.3f} s ({why})",
             peer=self.peer,
             bytes_in=self.bytes_in,
-            bytes_out=self.bytes_in - self._unsent(),
+            bytes_out=(sent := self.bytes_in - self._unsent()),
+            bytes_in_text=counted(self.bytes_in, "byte"),
+            bytes_out_text=counted(sent, "byte"),
             duration=duration,
             why=reason.getErrorMessage(),
         )
@@ -486,8 +490,10 @@ class EchoFactory(Factory):
         self._bytes_closed += protocol.bytes_in
         if self._refused_since_full:
             self.log.warn(
-                "Below the connection limit again; {count} connections were "
+                "Below the connection limit again; {count_text} {were} "
                 "refused while it was reached",
                 count=self._refused_since_full,
+                count_text=counted(self._refused_since_full, "connection"),
+                were=were(self._refused_since_full),
             )
             self._refused_since_full = 0

@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from echotwist._twisted_private import replace_sigterm_handler, wrap_signal_handler
 from echotwist.server.counts import Snapshot, local_snapshots
 from echotwist.server.protocol import EchoFactory
+from echotwist.words import counted
 
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
@@ -186,14 +187,17 @@ class ShutdownService(MultiService):
         self.aborted = aborted
         total = list(counts.values())
         self.log.info(
-            "Shutdown complete: {connections} connections served, {bytes} bytes "
+            "Shutdown complete: {connections_served} served, {bytes_echoed} "
             "echoed, {refused} refused at the connection limit, {aborted} closed "
-            "at the shutdown timeout; UDP: {datagrams} datagrams echoed, "
+            "at the shutdown timeout; UDP: {datagrams_echoed} echoed, "
             "{dropped} dropped",
-            connections=sum(c.connections_total for c in total),
-            bytes=sum(c.bytes_echoed for c in total),
+            connections=(connections := sum(c.connections_total for c in total)),
+            bytes=(echoed := sum(c.bytes_echoed for c in total)),
             refused=sum(c.refused_total for c in total),
             aborted=aborted + sum(c.closed_at_shutdown for c in total),
-            datagrams=sum(c.datagrams_echoed for c in total),
+            datagrams=(datagrams := sum(c.datagrams_echoed for c in total)),
             dropped=sum(c.datagrams_dropped for c in total),
+            connections_served=counted(connections, "connection"),
+            bytes_echoed=counted(echoed, "byte"),
+            datagrams_echoed=counted(datagrams, "datagram"),
         )

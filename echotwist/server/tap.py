@@ -132,6 +132,9 @@ def makeService(config: Options) -> MultiService:
         )
     sources = partial(local_snapshots, factory, [] if udp is None else [udp])
     pool = None
+    if config["workers-warning"] is not None:
+        # Logged once logging starts (twisted.logger keeps it until then).
+        EchoService.log.warn("{line}", line=config["workers-warning"])
     if config["workers"] > 1:
         pool = WorkerPool(
             reactor,
@@ -140,6 +143,7 @@ def makeService(config: Options) -> MultiService:
             worker_args(config),
             factory,
             stop_timeout=config["shutdown-timeout"] + STOP_TIMEOUT,
+            reuseport=True,
         )
         # The summary adds up every worker's final report; metrics show
         # the running workers.

@@ -40,6 +40,8 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from echotwist.words import counted
+
 #: Datagrams per second each source may be sent, by default.
 DEFAULT_RATE = 10.0
 #: Datagrams a source may be sent at once after a quiet spell, by default.
@@ -375,12 +377,14 @@ class EchoDatagramProtocol(DatagramProtocol):
             return
         self._reported_dropped = self.datagrams_dropped
         self.log.warn(
-            "UDP echo dropped {dropped} datagrams since the last report "
+            "UDP echo dropped {dropped_text} since the last report "
             "(totals: {refused_port} from refused source ports, "
-            "{rate_limited} over the rate limit, {repeated} repeats of a "
+            "{rate_limited} over the rate limit, {repeated_text} of a "
             "payload answered too often (loops), {send_failed} unsendable; "
             "{echoed} echoed)",
             dropped=dropped,
+            dropped_text=counted(dropped, "datagram"),
+            repeated_text=counted(self.dropped_repeated, "repeat"),
             refused_port=self.dropped_refused_port,
             rate_limited=self.dropped_rate_limited,
             repeated=self.dropped_repeated,

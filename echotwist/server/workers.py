@@ -66,12 +66,14 @@ from echotwist._twisted_private import (
     listen_now,
     listening_socket,
 )
+from echotwist.cli import print_version
 from echotwist.server.counts import Snapshot, take_snapshot
 from echotwist.server.endpoints import inner_description, proxied
 from echotwist.server.listeners import NamedEndpoint, listeners
 from echotwist.server.options import Options, make_factory, make_proxy_settings
 from echotwist.server.protocol import EchoFactory
 from echotwist.server.proxy import ProxyEndpoint
+from echotwist.server.reuseport import ReusePortReactor, more_sockets, one_per_worker
 from echotwist.server.shutdown import ShutdownService
 
 #: Seconds between a worker's reports to its parent.
@@ -224,6 +226,7 @@ class WorkerPool(Service):
         worker_args: Sequence[str],
         factory: Factory,
         stop_timeout: float = STOP_TIMEOUT,
+        reuseport: bool = False,
     ) -> None:
         """
         @param reactor: an L{IReactorProcess} and L{IReactorTime} provider.
@@ -234,6 +237,9 @@ class WorkerPool(Service):
             ports in the log but never builds a protocol.
         @param stop_timeout: seconds workers get to exit after SIGTERM (their
             graceful shutdown) before they are killed.
+        @param reuseport: whether to give each worker its own C{SO_REUSEPORT}
+            socket on the TCP ports (see L{echotwist.server.reuseport}),
+            rather than one socket they all share.
         """
         self._reactor = reactor
         self._descriptions = list(descriptions)
@@ -241,7 +247,11 @@ class WorkerPool(Service):
         self._worker_args = list(worker_args)
         self._factory = factory
         self._stop_timeout = stop_timeout
+        self._reuseport = reuseport
         self._ports: list[IListeningPort] = []
+        #: For each port, the sockets of workers 2 to N where each worker
+        #: has its own (worker 1 has the port's); empty where they share it.
+        self._own: list[list[socket.socket]] = []
         self._restarts: dict[int, IDelayedCall] = {}
         self._delays: dict[int, float] = {}
         self._retired = Snapshot()
@@ -259,13 +269,19 @@ class WorkerPool(Service):
             # A haproxy: port's socket is its inner description's; each
             # worker reads the PROXY headers (see _spawn).
             inner = inner_description(description)
+            own = self._reuseport and self._count > 1 and one_per_worker(inner)
+            reactor = ReusePortReactor(self._reactor) if own else self._reactor
             endpoint = NamedEndpoint(
-                endpoints.serverFromString(self._reactor, inner), "port", description
+                endpoints.serverFromString(reactor, inner), "port", description
             )
             port = listen_now(endpoint, self._factory, description)
             port.stopReading()  # type: ignore[attr-defined]
             close_without_shutdown(port)
             self._ports.append(port)
+            more: list[socket.socket] = []
+            if own:
+                more = more_sockets(port, self._count - 1, reactor.backlog)
+            self._own.append(more)
 
     def startService(self) -> None:
         """
@@ -291,6 +307,9 @@ class WorkerPool(Service):
         self._restarts.clear()
         closing = [maybeDeferred(port.stopListening) for port in self._ports]
         self._ports.clear()
+        for sock in itertools.chain.from_iterable(self._own):
+            sock.close()
+        self._own.clear()
         workers = list(self.workers.values())
         for worker in workers:
             _signal(worker, "TERM")
@@ -378,9 +397,9 @@ class WorkerPool(Service):
             str(index),
         ]
         argv += ["--reactor", type(self._reactor).__module__]
-        ports = zip(self._ports, self._descriptions, strict=True)
-        for child_fd, (port, description) in enumerate(ports, start=3):
-            sock = listening_socket(port)
+        ports = zip(self._ports, self._own, self._descriptions, strict=True)
+        for child_fd, (port, own, description) in enumerate(ports, start=3):
+            sock = own[index - 2] if own and index > 1 else listening_socket(port)
             fds[child_fd] = sock.fileno()
             flag = ":haproxy" if proxied(description) else ""
             argv += ["--fd", f"{child_fd}:{sock.family.name}{flag}"]
@@ -434,6 +453,20 @@ class WorkerOptions(usage.Options):
     C{benchmarks/scaling.py} passes it too).
     """
 
+    synopsis = "Usage: python -m echotwist.server.workers [options] -- ECHO-OPTIONS"
+    longdesc = (
+        "One worker of twistd echo --workers N: it serves the listening sockets "
+        "the parent passes it (--fd), with the twistd echo options after --, "
+        "reports its counts to the parent on its stdout, and stops when its "
+        "stdin closes. The parent starts it; it is not meant to be run by hand."
+    )
+
+    def opt_version(self) -> None:
+        """
+        Display echotwist's version (and Twisted's) and exit.
+        """
+        print_version("python -m echotwist.server.workers")
+
     optParameters = [
         ["worker", None, "1", "This worker's number (labels the process only)."],
         [
@@ -451,11 +484,7 @@ class WorkerOptions(usage.Options):
         self["echo"] = []
 
     def opt_fd(self, value: str) -> None:
-        """
-        Serve on inherited listening socket FD:FAMILY (AF_INET, AF_INET6 or
-        AF_UNIX), FD:FAMILY:haproxy if its connections start with a PROXY
-        header; repeat for each.
-        """
+        """Serve inherited socket FD:FAMILY[:haproxy] (AF_INET, AF_INET6, AF_UNIX)."""
         fd, family, *flags = value.split(":")
         self["fds"].append((int(fd), socket.AddressFamily[family], "haproxy" in flags))
 

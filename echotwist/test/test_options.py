@@ -21,8 +21,47 @@ from echotwist.server import endpoints as endpoints_module
 from echotwist.server import options as options_module
 from echotwist.server import reactor as reactor_module
 from echotwist.server.endpoints import ListenerError
-from echotwist.server.options import Options, make_factory, udp_address
+from echotwist.server.options import (
+    DEFAULT_BACKLOG,
+    FALLBACK_BACKLOG,
+    Options,
+    make_factory,
+    system_backlog,
+    udp_address,
+)
 from echotwist.test.support import parse
+
+
+class SystemBacklogTests(SynchronousTestCase):
+    """
+    Tests for L{system_backlog}, the default C{--backlog}.
+    """
+
+    def _written(self, text: str) -> str:
+        """
+        @return: the path of a file holding C{text}, removed after the test.
+        """
+        fd, path = tempfile.mkstemp()
+        self.addCleanup(os.remove, path)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+    def test_somaxconn(self) -> None:
+        """
+        The system's C{somaxconn} is the backlog.
+        """
+        self.assertEqual(system_backlog(self._written("4096\n")), 4096)
+        self.assertEqual(system_backlog(self._written("65535")), 65535)
+
+    def test_unreadable(self) -> None:
+        """
+        Where the file is missing, or holds no positive integer, the
+        fallback is used.
+        """
+        missing = self.mktemp()
+        for path in [missing, self._written("many"), self._written("0")]:
+            self.assertEqual(system_backlog(path), FALLBACK_BACKLOG)
 
 
 class OptionsTests(SynchronousTestCase):
@@ -32,13 +71,14 @@ class OptionsTests(SynchronousTestCase):
 
     def test_defaults(self) -> None:
         """
-        With no options: TCP port 9000, backlog 1024, a 300 s idle timeout, no
-        connection limit, quiet.
+        With no options: TCP port 9000, the system's longest listen queue, a
+        300 s idle timeout, no connection limit, quiet.
         """
         self.patch(endpoints_module, "dual_stack", lambda: True)
         options = parse()
-        self.assertEqual(options["ports"], ["tcp6:9000:backlog=1024"])
-        self.assertEqual(options["backlog"], 1024)
+        backlog = system_backlog()
+        self.assertEqual(options["ports"], [f"tcp6:9000:backlog={backlog}"])
+        self.assertEqual(options["backlog"], backlog)
         self.assertEqual(options["idle-timeout"], 300.0)
         self.assertEqual(options["max-connections"], 0)
         self.assertFalse(options["verbose"])
@@ -49,7 +89,9 @@ class OptionsTests(SynchronousTestCase):
         no dual-stack socket.
         """
         self.patch(endpoints_module, "dual_stack", lambda: False)
-        self.assertEqual(parse("--port", "9001")["ports"], ["tcp:9001:backlog=1024"])
+        self.assertEqual(
+            parse("--port", "9001")["ports"], [f"tcp:9001:backlog={DEFAULT_BACKLOG}"]
+        )
 
     def test_repeatablePorts(self) -> None:
         """
@@ -117,8 +159,8 @@ class OptionsTests(SynchronousTestCase):
         Every bad value is a L{UsageError} naming the option and the value.
         """
         cases = [
-            (["--port", "70000"], "--port 70000"),
-            (["--port", "-1"], "--port -1"),
+            (["--port", "70000"], "--port '70000' is not a port number (0-65535)"),
+            (["--port", "-1"], "--port '-1'"),
             (["--port", "nosuch:9000"], "--port 'nosuch:9000"),
             (["--port", "tcp:notaport"], "--port 'tcp:notaport"),
             (["--port", "\u00b2"], "--port '\u00b2'"),
@@ -342,7 +384,7 @@ class ProxyOptionsTests(SynchronousTestCase):
         """
         self.patch(endpoints_module, "dual_stack", lambda: False)
         config = parse("--info", "haproxy:9001", "--info-udp", "127.0.0.1:9001")
-        self.assertEqual(config["info"], "haproxy:tcp:9001:backlog=1024")
+        self.assertEqual(config["info"], f"haproxy:tcp:9001:backlog={DEFAULT_BACKLOG}")
         self.assertEqual(config["info-udp"], ("127.0.0.1", 9001))
         error = self.assertRaises(UsageError, parse, "--info-udp", "x")
         self.assertIn("--info-udp 'x'", str(error))
@@ -390,3 +432,44 @@ class PidfileTests(SynchronousTestCase):
         daemon = self.twistd()
         self.assertFalse(options_module.no_default_pidfile(daemon, ["echo"]))
         self.assertTrue(daemon["pidfile"].endswith("twistd.pid"))
+
+
+class WorkersCapTests(SynchronousTestCase):
+    """
+    Tests for the cap on C{--workers}.
+    """
+
+    def test_capped(self) -> None:
+        """
+        More than four workers per CPU start four per CPU, with one warning
+        giving the reason.
+        """
+        self.assertEqual(
+            options_module.capped_workers(10000, 2),
+            (
+                8,
+                "--workers 10000: starting 8, 4 per CPU on 2 CPUs: more would "
+                "only compete for the same CPUs, each with its own memory "
+                "(--workers auto starts one per CPU)",
+            ),
+        )
+        self.assertEqual(options_module.capped_workers(8, 2), (8, None))
+        self.assertEqual(options_module.capped_workers(5, 1)[0], 4)
+
+    def test_parsedAndLogged(self) -> None:
+        """
+        The options carry the capped number and the warning, which
+        L{echotwist.server.tap.makeService} logs once.
+        """
+        from twisted.logger import capturedLogs, formatEvent
+
+        from echotwist.server import tap
+
+        self.patch(options_module, "cpus", lambda: 2)
+        config = parse("--workers", "10000", "--port", "tcp:0")
+        self.assertEqual(config["workers"], 8)
+        with capturedLogs() as events:
+            tap.makeService(config)
+        warnings = [formatEvent(e) for e in events if "--workers" in formatEvent(e)]
+        self.assertEqual(warnings, [config["workers-warning"]])
+        self.assertIsNone(parse("--workers", "2")["workers-warning"])

@@ -20,7 +20,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Connection
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -166,6 +166,17 @@ class EchoTests(SynchronousTestCase):
                 "fashion: reset by peer.)",
             ],
         )
+
+    def test_oneByte(self) -> None:
+        """
+        One byte is C{1 byte}, not C{1 bytes}.
+        """
+        with capturedLogs() as events:
+            protocol, _ = connect(self.factory)
+            protocol.dataReceived(b"1")
+            protocol.connectionLost(Failure(ConnectionDone()))
+        [line] = [formatEvent(e) for e in events if "Disconnected" in e["log_format"]]
+        self.assertIn(": 1 byte in, 1 byte out, ", line)
 
     def test_verboseLogsChunksTruncated(self) -> None:
         """

@@ -17,7 +17,7 @@ from twisted.internet.error import (
 )
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -130,6 +130,32 @@ class ShutdownServiceTests(SynchronousTestCase):
             (summary["connections"], summary["bytes"], summary["aborted"]), (4, 15, 1)
         )
         self.assertEqual(summary["datagrams"], 7)
+        self.assertIn(
+            "Shutdown complete: 4 connections served, 15 bytes echoed, ",
+            formatEvent(summary),
+        )
+
+    def test_summarySingular(self) -> None:
+        """
+        One of a thing is said in the singular.
+        """
+        reactor = MemoryReactorClock()
+        factory = EchoFactory(reactor)
+        one = Snapshot(connections_total=1, bytes_echoed=1, datagrams_echoed=1)
+        service = ShutdownService(factory, reactor, counts=lambda: {"0": one})
+        service.startService()
+        self.successResultOf(service.stopService())
+        [summary] = [
+            formatEvent(e)
+            for e in self.events
+            if "Shutdown complete" in e.get("log_format", "")
+        ]
+        self.assertEqual(
+            summary,
+            "Shutdown complete: 1 connection served, 1 byte echoed, 0 refused at "
+            "the connection limit, 0 closed at the shutdown timeout; UDP: 1 "
+            "datagram echoed, 0 dropped",
+        )
 
     def test_waitsForChildren(self) -> None:
         """

@@ -165,7 +165,7 @@ class EchoServiceTests(SynchronousTestCase):
         service = tap.makeService(config)
         assert isinstance(service, tap.EchoService)
         service.stderr = io.StringIO()
-        failing = ListenerError("port", "tcp:0:backlog=1024", "Address in use")
+        failing = ListenerError("port", config["ports"][0], "Address in use")
         self.assertEqual(
             tap.as_typed(failing, service.typed), "--port 'tcp:0': Address in use"
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import cast
 
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.server.udp import (
@@ -292,6 +292,7 @@ class EchoDatagramProtocolTests(SynchronousTestCase):
         protocol.stopProtocol()
         [event] = self.warnings()
         self.assertEqual(event["dropped"], 1)
+        self.assertIn("UDP echo dropped 1 datagram since", formatEvent(event))
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_quietSourcesForgotten(self) -> None:

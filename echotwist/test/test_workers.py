@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
+import tempfile
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -24,6 +26,7 @@ from echotwist._twisted_private import listening_socket
 from echotwist.server import workers
 from echotwist.server.accept_errors import AcceptErrorSummary
 from echotwist.server.counts import Snapshot
+from echotwist.server.endpoints import ListenerError
 from echotwist.server.options import Options, parse_workers
 from echotwist.server.protocol import EchoFactory
 from echotwist.server.proxy import ProxyFactory
@@ -65,6 +68,18 @@ class FakeReactor(MemoryReactorClock):
         self, port: int, factory: Factory, backlog: int = 50, interface: str = ""
     ) -> FakePort:
         fake = FakePort(port)
+        self.ports.append(fake)
+        return fake
+
+    def listenUNIX(
+        self,
+        address: str,
+        factory: Factory,
+        backlog: int = 50,
+        mode: int = 0o666,
+        wantPID: int = 0,
+    ) -> FakePort:
+        fake = FakePort(0)
         self.ports.append(fake)
         return fake
 
@@ -423,6 +438,110 @@ class WorkerPoolTests(SynchronousTestCase):
         self.assertEqual(
             [(e["index"], e["line"]) for e in events], [(2, "[-] Connected by x")]
         )
+
+
+def own_fds(reactor: FakeReactor) -> list[int]:
+    """
+    @return: the descriptor each spawned worker got as its fd 3.
+    """
+    return [int(process.child_fds[3]) for _, process in reactor.processes]
+
+
+class ReusePortPoolTests(SynchronousTestCase):
+    """
+    Tests for L{workers.WorkerPool} with C{reuseport}: one C{SO_REUSEPORT}
+    socket per worker on TCP ports, one shared socket on others.
+    """
+
+    def pool(self, description: str, count: int = 3) -> workers.WorkerPool:
+        """
+        @return: a started pool of C{count} workers on C{description}, with
+            real sockets, stopped after the test.
+        """
+        self.reactor = FakeReactor()
+        pool = workers.WorkerPool(
+            self.reactor,
+            [description],
+            count,
+            [],
+            EchoFactory(self.reactor),
+            reuseport=True,
+        )
+        pool.privilegedStartService()
+        pool.startService()
+
+        def stop() -> None:
+            if pool.running:
+                pool.stopService()
+                self.reactor.advance(0)
+
+        self.addCleanup(stop)
+        return pool
+
+    def test_socketPerWorker(self) -> None:
+        """
+        On a TCP port each worker gets its own listening socket, all bound
+        to the same address with C{SO_REUSEPORT}; a worker restarted gets
+        the same socket again (connections queued on it wait for it), and
+        stopping the pool closes them all at once.
+        """
+        pool = self.pool("tcp:0:interface=127.0.0.1")
+        fds = own_fds(self.reactor)
+        self.assertEqual(len(set(fds)), 3)
+        sockets = [socket.socket(fileno=os.dup(fd)) for fd in fds]
+        for sock in sockets:
+            self.addCleanup(sock.close)
+            self.assertEqual(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT), 1)
+            self.assertEqual(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN), 1
+            )
+        self.assertEqual(len({s.getsockname() for s in sockets}), 1)
+        end(*self.reactor.processes[1])
+        self.reactor.advance(workers.RESTART_DELAY)
+        self.assertEqual(own_fds(self.reactor)[3], fds[1])
+        pool.stopService()
+        self.reactor.advance(0)
+        for fd in fds:
+            self.assertRaises(OSError, os.fstat, fd)
+
+    def test_sharedWhereNotTCP(self) -> None:
+        """
+        On a UNIX port every worker gets the one socket.
+        """
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        self.pool(f"unix:{os.path.join(directory, 'echo.sock')}")
+        self.assertEqual(len(set(own_fds(self.reactor))), 1)
+
+    def test_oneWorkerShares(self) -> None:
+        """
+        A pool of one worker needs no more sockets.
+        """
+        pool = self.pool("tcp:0:interface=127.0.0.1", count=1)
+        self.assertEqual(pool._own, [[]])
+
+    def test_addressInUse(self) -> None:
+        """
+        A TCP port something already listens on (even with
+        C{SO_REUSEPORT}, as another C{twistd echo --workers} would) is an
+        error, as without C{SO_REUSEPORT}, not a silent share.
+        """
+        other = socket.socket()
+        self.addCleanup(other.close)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        reactor = FakeReactor()
+        pool = workers.WorkerPool(
+            reactor,
+            [f"tcp:{other.getsockname()[1]}:interface=127.0.0.1"],
+            2,
+            [],
+            EchoFactory(reactor),
+            reuseport=True,
+        )
+        error = self.assertRaises(ListenerError, pool.privilegedStartService)
+        self.assertIn("Address already in use", str(error))
 
 
 class FakeStdio(StringTransport):
