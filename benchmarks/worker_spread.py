@@ -14,8 +14,13 @@ target: no worker below 70 % in any round), for two designs side by side:
     socket they share, the design C{--workers} used before (and still uses
     for UNIX and systemd ports).
 
+With C{--startup ROUNDS}, it also starts C{twistd echo} afresh ROUNDS times
+and opens C{--connections} / 2 connections at once as soon as the parent
+listens, before the workers have started (where, with one shared socket,
+the first worker to start took nearly all).
+
 Run: C{python benchmarks/worker_spread.py [--workers 2] [--rounds 10]
-[--connections 200] [--modes twistd,shared]}
+[--connections 200] [--modes twistd,shared] [--startup 0]}
 """
 
 from __future__ import annotations
@@ -180,6 +185,24 @@ def measure(
         wait_held(pids, port, 0)
 
 
+def at_startup(workers: int, count: int) -> list[int]:
+    """
+    Start C{twistd echo --workers}, open C{count} connections at once as
+    soon as the parent listens, and count them per worker.
+
+    @return: the split.
+    """
+    with twistd_echo("--workers", str(workers), "--idle-timeout", "0") as server:
+        socks = at_once(server.port, count)
+        try:
+            server.wait_for(r"worker \d+: \[-\] EchoFactory starting on", workers)
+            pids = [c.pid for c in psutil.Process(server.process.pid).children()]
+            return wait_held(pids, server.port, count)
+        finally:
+            for sock in socks:
+                sock.close()
+
+
 def main() -> None:
     """
     Measure and print the splits.
@@ -189,6 +212,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--modes", default="twistd,shared")
+    parser.add_argument("--startup", type=int, default=0)
     args = parser.parse_args()
     runs = {"twistd": twistd_workers, "shared": shared_workers}
     openers = {"at once": at_once, "one by one": one_by_one}
@@ -212,6 +236,13 @@ def main() -> None:
                     f"{'':>6} {'':>10}  lowest {min(lowest):.0f} %, "
                     f"median round {sorted(lowest)[len(lowest) // 2]:.0f} %"
                 )
+    if args.startup:
+        count = args.connections // 2
+        splits = [at_startup(args.workers, count) for _ in range(args.startup)]
+        text = "  ".join("/".join(map(str, split)) for split in splits)
+        lowest = min(100 * min(split) * args.workers / count for split in splits)
+        print(f"twistd {'start-up':>10}: {text}")
+        print(f"{'':>6} {'':>10}  lowest {lowest:.0f} %")
 
 
 if __name__ == "__main__":

@@ -467,3 +467,23 @@ def test_socket_per_worker(tmp_path: Path) -> None:
         ]
         assert sum(held) == 40
         assert min(held) > 0
+
+
+def test_dead_workers_socket_keeps_connections(tmp_path: Path) -> None:
+    """
+    Connections the kernel hashes to a dead worker's own socket are not
+    lost: the parent keeps the socket open, they wait in its queue, and the
+    worker started in its place serves them.
+    """
+    with two_workers(directory=tmp_path) as twistd, contextlib.ExitStack() as stack:
+        port = twistd.port
+        first = worker_pids(twistd.process.pid)[0]
+        os.kill(first, signal.SIGKILL)
+        twistd.wait_for(r"worker \d exited")
+        socks = [stack.enter_context(connect(port)) for _ in range(20)]
+        for i, sock in enumerate(socks):
+            sock.sendall(b"waiting %d" % i)
+        for i, sock in enumerate(socks):
+            expected = b"waiting %d" % i
+            assert recv_exactly(sock, len(expected)) == expected
+        twistd.wait_for(WORKER_STARTED, count=3)
