@@ -1,10 +1,10 @@
 """
 Port numbers as every echotwist program reads them, and the one wording
-they all use for one that is out of range.
+they all use for a value that is not one.
 
 A port number is 0-65535 everywhere: a server reads 0 as "any free port",
 and a client, which can't connect to port 0, says so in its own words
-(L{CONNECT_ZERO}) rather than with another range.
+(L{connect_zero}) rather than with another range.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from __future__ import annotations
 #: The largest TCP or UDP port number.
 MAX_PORT = 65535
 
-#: What a port number is, in every message about one.
-PORT_RANGE = f"a port number is 0-{MAX_PORT}"
-
-#: Why a client refuses port 0.
-CONNECT_ZERO = "port 0 means any free port to a server: connect to the port it chose"
+#: The range of port numbers, as every message says it.
+PORT_RANGE = f"0-{MAX_PORT}"
 
 
 def port_number(text: str) -> int | None:
@@ -35,10 +32,20 @@ def port_number(text: str) -> int | None:
     return None
 
 
-def not_a_port(what: str, text: str) -> str:
+def not_a_port(text: object) -> str:
     """
-    @param what: the option or argument, as the user typed it (C{--port}).
-    @param text: its value, as typed.
-    @return: the message for a value that is not a port number.
+    @param text: the value, as typed.
+    @return: the message for a value that is not a port number:
+        C{'70000' is not a port number (0-65535)}.
     """
-    return f"{what} {text}: {PORT_RANGE}"
+    return f"{str(text)!r} is not a port number ({PORT_RANGE})"
+
+
+def connect_zero(text: object = "0") -> str:
+    """
+    @param text: the value, as typed.
+    @return: the message for port 0 given to a client.
+    """
+    return (
+        f"{str(text)!r} is not a port to connect to: 0 means any free port to a server"
+    )

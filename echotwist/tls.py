@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twisted.python import usage
 
+from echotwist.cli import print_version
+
 #: The names a certificate is for unless told otherwise: this machine by
 #: name and by both loopback addresses.
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -167,6 +169,13 @@ class Options(usage.Options):
     """
 
     synopsis = "Usage: python -m echotwist.tls [options] [HOST ...]"
+
+    def opt_version(self) -> None:
+        """
+        Display echotwist's version (and Twisted's) and exit.
+        """
+        print_version("python -m echotwist.tls")
+
     longdesc = (
         "Write a throwaway CA's certificate (ca/ca.pem, for the client's "
         "trustRoots=ca/) and a server key and certificate it signed "

@@ -215,7 +215,7 @@ def test_badOption(tmp_path: Path) -> None:
     )
     output = result.stdout + result.stderr  # twistd prints usage to stdout
     assert result.returncode != 0
-    assert b"--port 99999: a port number is 0-65535" in output
+    assert b"--port '99999' is not a port number (0-65535)" in output
     assert b"Traceback" not in output
 
 

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from echotwist.bench.stats import WorkerResult
+from echotwist.ports import MAX_PORT, connect_zero, not_a_port, port_number
 
 #: How long connecting and finishing the last echoes may take, in seconds.
 SETTLE_TIMEOUT = 30.0
@@ -85,12 +86,11 @@ def parse_target(description: str) -> Target:
         fields = dict(zip(("host", "port"), positional, strict=False)) | named
         if "host" not in fields or "port" not in fields:
             raise ValueError(f"{description!r}: a tcp endpoint needs host and port")
-        try:
-            port = int(fields["port"])
-        except ValueError:
-            raise ValueError(f"{description!r}: port is not a number") from None
-        if not 0 < port < 65536:
-            raise ValueError(f"{description!r}: port must be 1-65535")
+        port = port_number(fields["port"])
+        if port is None or not 0 <= port <= MAX_PORT:
+            raise ValueError(f"{description!r}: {not_a_port(fields['port'])}")
+        if port == 0:
+            raise ValueError(f"{description!r}: {connect_zero(port)}")
         return Target(host=fields["host"], port=port)
     if kind == "unix":
         path = named.get("path") or (positional[0] if positional else "")

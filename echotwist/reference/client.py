@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
+from echotwist import ports
+from echotwist.cli import version_line
 from echotwist.reference.startup import host_and_port
 
 DEFAULT_HOST = "localhost"
@@ -135,14 +137,11 @@ def port_number(text: str) -> int:
         and no server can be reached on it).
     @raise argparse.ArgumentTypeError: If C{text} is not such a number.
     """
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(
-            f"{port} is not a port number to connect to (1-65535)"
-        )
+    port = ports.port_number(text)
+    if port is None or not 0 <= port <= ports.MAX_PORT:
+        raise argparse.ArgumentTypeError(ports.not_a_port(text))
+    if port == 0:
+        raise argparse.ArgumentTypeError(ports.connect_zero(text))
     return port
 
 
@@ -176,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=prog, description="Send a message to an echo server, print the echo."
     )
+    parser.add_argument("--version", action="version", version=version_line(prog))
     parser.add_argument(
         "message",
         help="the text to send (sent as the bytes the system gave it as)",

@@ -21,6 +21,9 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from echotwist.cli import version_line
+from echotwist.ports import not_a_port
+
 MIN_PORT = 0
 MAX_PORT = 65535
 WELL_KNOWN_UPPER = 1023  # ports 0-1023 are the "well-known" ones
@@ -40,9 +43,7 @@ def _check_port(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer port number, not {value!r}")
     if not MIN_PORT <= value <= MAX_PORT:
-        raise ValueError(
-            f"{name} must be a port number ({MIN_PORT}-{MAX_PORT}), not {value!r}"
-        )
+        raise ValueError(f"{name}: {not_a_port(value)}")
 
 
 def list_services(
@@ -113,7 +114,7 @@ def _port_argument(text: str) -> int:
         # One word that is not a number is a name; in a range, it is an error.
         raise ValueError(f"a range is two port numbers, not {text!r}") from None
     if not MIN_PORT <= port <= MAX_PORT:
-        raise ValueError(f"{port} is not a port number ({MIN_PORT}-{MAX_PORT})")
+        raise ValueError(not_a_port(text))
     return port
 
 
@@ -145,7 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="echotwist-services",
-        usage="%(prog)s [-h] [--protocol {tcp,udp}] [PORT | NAME | LOWER UPPER]",
+        usage=(
+            "%(prog)s [-h] [--version] [--protocol {tcp,udp}] "
+            "[PORT | NAME | LOWER UPPER]"
+        ),
         description=(
             "Name the services the system knows: of the well-known ports "
             f"({MIN_PORT}-{WELL_KNOWN_UPPER}) with no argument, of PORT, of "
@@ -162,7 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--protocol",
         choices=PROTOCOLS,
         default="tcp",
-        help="(default: %(default)s)",
+        help="the services' protocol (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--version", action="version", version=version_line(parser.prog)
     )
     arguments = parser.parse_args(argv)
     protocol = arguments.protocol

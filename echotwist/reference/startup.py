@@ -15,6 +15,9 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from echotwist import ports
+from echotwist.cli import version_line
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 10000  # the course's port
 DEFAULT_BUFFER_SIZE = 1024  # the lab's 1K; 16 reproduces the course's chunks
@@ -68,12 +71,9 @@ def port_number(text: str) -> int:
     @return: The port, 0 to 65535.
     @raise argparse.ArgumentTypeError: If C{text} is not such a number.
     """
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    port = ports.port_number(text)
+    if port is None or not 0 <= port <= ports.MAX_PORT:
+        raise argparse.ArgumentTypeError(ports.not_a_port(text))
     return port
 
 
@@ -111,6 +111,7 @@ def parse_options(
     @return: The options.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=version_line(prog))
     parser.add_argument(
         "--host",
         default=DEFAULT_HOST,

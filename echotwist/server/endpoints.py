@@ -35,7 +35,7 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.python import usage
 
 from echotwist.ports import MAX_PORT as MAX_PORT
-from echotwist.ports import PORT_RANGE, not_a_port
+from echotwist.ports import not_a_port
 from echotwist.ports import port_number as port_number
 from echotwist.server.proxy import HeaderBeforeTLS, ProxyEndpoint, ProxySettings
 
@@ -168,13 +168,13 @@ def host_port(value: str) -> str | None:
         return None
     if address.version == 6 and not bracketed:
         raise usage.UsageError(
-            f"--port {value}: an IPv6 address goes in brackets, e.g. [::1]:9000"
+            f"--port {value!r}: an IPv6 address goes in brackets, e.g. [::1]:9000"
         )
     number = port_number(port)
     if number is None or not 0 <= number <= MAX_PORT:
         raise usage.UsageError(
-            f"--port {value}: expected HOST:PORT, e.g. 127.0.0.1:9000 or "
-            f"[::1]:9000 ({PORT_RANGE})"
+            f"--port {value!r}: {not_a_port(port)}; expected HOST:PORT, e.g. "
+            "127.0.0.1:9000 or [::1]:9000"
         )
     if address.version == 6:
         interface = str(address).replace(":", "\\:")
@@ -200,7 +200,7 @@ def endpoint_description(port: str, backlog: int, ipv6: bool | None = None) -> s
     number = port_number(port)
     if number is not None:
         if not 0 <= number <= MAX_PORT:
-            raise usage.UsageError(not_a_port("--port", port))
+            raise usage.UsageError(f"--port {not_a_port(port)}")
         port = any_address(number, ipv6)
     elif (interface := host_port(port)) is not None:
         port = interface
@@ -364,7 +364,7 @@ def _explain(reason: str) -> str:
     @return: C{reason} in the user's terms, with what would work.
     """
     if found := _NOT_INT.fullmatch(reason):
-        return f"{found.group(1)} is not a port number ({PORT_RANGE}), e.g. tcp:9000"
+        return f"{not_a_port(found.group(1)[1:-1])}, e.g. tcp:9000"
     if reason.startswith("Unknown endpoint type"):
         return (
             f"{reason}; expected a port number (9000), HOST:PORT "

@@ -19,7 +19,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from echotwist._twisted_private import option_given
-from echotwist.ports import PORT_RANGE
+from echotwist.cli import print_version
+from echotwist.ports import not_a_port
 from echotwist.server.endpoints import (
     MAX_PORT,
     ListenerError,
@@ -103,8 +104,10 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Serve the echo protocol (RFC 862): every byte received is sent back. "
-        "--port takes a port number or any Twisted server endpoint "
-        "description and may be given several times."
+        "--port takes a port number (TCP on every IPv6 and IPv4 address), "
+        "HOST:PORT (127.0.0.1:9000, [::1]:9000) or any Twisted server endpoint "
+        "description (tcp:9000, unix:/tmp/echo.sock), and may be given several "
+        "times; quote one with backslashes: 'tcp6:9000:interface=\\:\\:1'."
     )
 
     optFlags = [["verbose", "v", "Log every chunk received (repr, truncated)."]]
@@ -166,7 +169,8 @@ class Options(usage.Options):
             "metrics",
             None,
             None,
-            "Serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9100).",
+            "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100 "
+            "(off by default).",
         ],
         [
             "proxy-timeout",
@@ -180,7 +184,8 @@ class Options(usage.Options):
             None,
             None,
             "Answer each connection on this endpoint (haproxy: ones too) with "
-            "one JSON line describing it as the server saw it, then close.",
+            "one JSON line describing it as the server saw it, then close (off by "
+            "default).",
         ],
         [
             "info-udp",
@@ -188,7 +193,7 @@ class Options(usage.Options):
             None,
             "Answer each UDP datagram on this [INTERFACE:]PORT with one JSON "
             "line describing its source, if the datagram is at least as long "
-            "(rate-limited as --udp is).",
+            "(rate-limited as --udp is; off by default).",
         ],
     ]
 
@@ -198,22 +203,20 @@ class Options(usage.Options):
         self["proxy-from"] = []
 
     def opt_proxy_from(self, network: str) -> None:
-        """
-        Accept PROXY headers (haproxy: ports) only from peers in this
-        network, CIDR (10.0.0.0/8) or address; repeatable (default:
-        127.0.0.0/8 and ::1).
-        """
+        """Accept PROXY headers only from this network [default: 127.0.0.0/8, ::1]."""
         self["proxy-from"].append(network)
 
     def opt_port(self, port: str) -> None:
-        """
-        Listen on this PORT (TCP on every IPv6 and IPv4 address), HOST:PORT
-        (127.0.0.1:9000, [::1]:9000) or endpoint (tcp:9000, unix:/tmp/echo.sock);
-        repeatable [default: 9000].
-        """
+        """Listen on PORT (all IPv6/IPv4), HOST:PORT or endpoint [default: 9000]."""
         self["ports"].append(port)
 
     opt_p = opt_port
+
+    def opt_version(self) -> None:
+        """
+        Display echotwist's version (and Twisted's) and exit.
+        """
+        print_version("twistd echo")
 
     def postOptions(self) -> None:
         """
@@ -343,8 +346,8 @@ def udp_address(value: str, option: str = "udp") -> tuple[str, int]:
     number = port_number(port)
     if number is None or not 0 <= number <= MAX_PORT:
         raise usage.UsageError(
-            f"--{option} {value!r}: expected PORT, INTERFACE:PORT or [IPV6]:PORT "
-            f"({PORT_RANGE})"
+            f"--{option} {value!r}: {not_a_port(port)}; expected PORT, "
+            "INTERFACE:PORT or [IPV6]:PORT"
         )
     return interface, number
 

@@ -69,6 +69,7 @@ from echotwist._twisted_private import (
     listen_now,
     listening_socket,
 )
+from echotwist.cli import print_version
 from echotwist.server.counts import Snapshot, take_snapshot
 from echotwist.server.endpoints import inner_description, proxied
 from echotwist.server.listeners import NamedEndpoint, listeners
@@ -455,6 +456,20 @@ class WorkerOptions(usage.Options):
     C{benchmarks/scaling.py} passes it too).
     """
 
+    synopsis = "Usage: python -m echotwist.server.workers [options] -- ECHO-OPTIONS"
+    longdesc = (
+        "One worker of twistd echo --workers N: it serves the listening sockets "
+        "the parent passes it (--fd), with the twistd echo options after --, "
+        "reports its counts to the parent on its stdout, and stops when its "
+        "stdin closes. The parent starts it; it is not meant to be run by hand."
+    )
+
+    def opt_version(self) -> None:
+        """
+        Display echotwist's version (and Twisted's) and exit.
+        """
+        print_version("python -m echotwist.server.workers")
+
     optParameters = [
         ["worker", None, "1", "This worker's number (labels the process only)."],
         [
@@ -472,11 +487,7 @@ class WorkerOptions(usage.Options):
         self["echo"] = []
 
     def opt_fd(self, value: str) -> None:
-        """
-        Serve on inherited listening socket FD:FAMILY (AF_INET, AF_INET6 or
-        AF_UNIX), FD:FAMILY:haproxy if its connections start with a PROXY
-        header; repeat for each.
-        """
+        """Serve inherited socket FD:FAMILY[:haproxy] (AF_INET, AF_INET6, AF_UNIX)."""
         fd, family, *flags = value.split(":")
         self["fds"].append((int(fd), socket.AddressFamily[family], "haproxy" in flags))
 

@@ -99,7 +99,7 @@ class EndpointDescriptionTests(SynchronousTestCase):
         A port number outside 0-65535 is a usage error naming it.
         """
         error = self.assertRaises(UsageError, endpoint_description, "65536", 5)
-        self.assertEqual(str(error), "--port 65536: a port number is 0-65535")
+        self.assertEqual(str(error), "--port '65536' is not a port number (0-65535)")
 
 
 class KindPropertiesTests(SynchronousTestCase):
@@ -239,8 +239,8 @@ class HostPortTests(SynchronousTestCase):
         error = self.assertRaises(UsageError, host_port, "127.0.0.1:x")
         self.assertEqual(
             str(error),
-            "--port 127.0.0.1:x: expected HOST:PORT, e.g. 127.0.0.1:9000 or "
-            "[::1]:9000 (a port number is 0-65535)",
+            "--port '127.0.0.1:x': 'x' is not a port number (0-65535); expected "
+            "HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000",
         )
         self.assertRaises(UsageError, host_port, "[::1]:65536")
         error = self.assertRaises(UsageError, host_port, "::1:9000")
@@ -265,8 +265,7 @@ class CheckEndpointTests(SynchronousTestCase):
         )
         self.assertEqual(
             str(error),
-            "--port 'tcp:abc': 'abc' is not a port number (a port number is "
-            "0-65535), e.g. tcp:9000",
+            "--port 'tcp:abc': 'abc' is not a port number (0-65535), e.g. tcp:9000",
         )
         self.assertNotIn("backlog", str(error))
 

@@ -159,8 +159,8 @@ class OptionsTests(SynchronousTestCase):
         Every bad value is a L{UsageError} naming the option and the value.
         """
         cases = [
-            (["--port", "70000"], "--port 70000"),
-            (["--port", "-1"], "--port -1"),
+            (["--port", "70000"], "--port '70000' is not a port number (0-65535)"),
+            (["--port", "-1"], "--port '-1'"),
             (["--port", "nosuch:9000"], "--port 'nosuch:9000"),
             (["--port", "tcp:notaport"], "--port 'tcp:notaport"),
             (["--port", "\u00b2"], "--port '\u00b2'"),

@@ -340,13 +340,13 @@ class MainTests(SynchronousTestCase):
         """
         A negative port is a usage error.
         """
-        self.assertUsageError(["-1"], "-1 is not a port number (0-65535)")
+        self.assertUsageError(["-1"], "'-1' is not a port number (0-65535)")
 
     def test_too_high(self) -> None:
         """
         A port above 65535 is a usage error.
         """
-        self.assertUsageError(["0", "65536"], "65536 is not a port number")
+        self.assertUsageError(["0", "65536"], "'65536' is not a port number (0-65535)")
 
     def test_lower_above_upper(self) -> None:
         """

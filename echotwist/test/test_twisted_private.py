@@ -915,3 +915,193 @@ class RequestBodyCanaryTests(SynchronousTestCase):
             "echotwist.server.metrics.MetricsRequest (a metrics request's body "
             "must be refused before it is read)",
         )
+
+
+class _Accepted(Protocol):
+    """
+    A protocol that records, in its factory's list, that it was connected.
+    """
+
+    factory: _AcceptedFactory
+
+    def connectionMade(self) -> None:
+        """
+        Record the connection.
+        """
+        self.factory.made.append(self)
+
+
+class _AcceptedFactory(Factory):
+    """
+    Build L{_Accepted} protocols and keep them.
+    """
+
+    protocol = _Accepted  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.made: list[_Accepted] = []
+
+
+class QueuedAcceptsTests(SynchronousTestCase):
+    """
+    Tests for L{private.QueuedAccepts} in front of a real listening port, and
+    the canary for what it relies on: L{tcp.Port.doRead} accepting through
+    C{port.socket.accept()}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = _AcceptedFactory()
+        self.port = tcp.Port(
+            0, self.factory, interface="127.0.0.1", reactor=self.reactor
+        )
+        self.port.startListening()
+        self.addCleanup(self.close)
+        self.clients: list[socket.socket] = []
+
+    def close(self) -> None:
+        """
+        Close the clients, the accepted connections and the port.
+        """
+        for client in self.clients:
+            client.close()
+        for protocol in self.factory.made:
+            protocol.transport.getHandle().close()  # type: ignore[union-attr]
+        self.port.socket.close()
+
+    def connect(self, count: int) -> None:
+        """
+        Open C{count} connections to the port (the kernel completes them).
+        """
+        for _ in range(count):
+            client = socket.socket()
+            self.clients.append(client)
+            client.settimeout(5)
+            client.connect(self.port.socket.getsockname())
+
+    def test_portAcceptsThroughItsSocket(self) -> None:
+        """
+        C{Port.doRead} accepts through C{port.socket.accept()}, so that a
+        L{private.QueuedAccepts} put there serves every connection, in order.
+        """
+        self.assertTrue(private.queue_accepts(self.port, self.reactor))
+        self.connect(5)
+        self.port.doRead()
+        canary(
+            self,
+            len(self.factory.made) == 5,
+            "tcp.Port.doRead calling self.socket.accept()",
+            "echotwist.server.listeners (the listen queue emptied in a storm)",
+        )
+        peers = [p.transport.getPeer().port for p in self.factory.made]  # type: ignore[union-attr]
+        self.assertEqual(peers, [c.getsockname()[1] for c in self.clients])
+
+    def test_drainsTheKernelQueue(self) -> None:
+        """
+        The first C{accept} takes every connection waiting in the kernel;
+        those the port did not get to are served on the reactor's next turn.
+        """
+        private.queue_accepts(self.port, self.reactor)
+        self.port.numberAccepts = 2
+        self.connect(5)
+        self.port.doRead()
+        self.assertEqual(len(self.factory.made), 2)
+        queued = self.port.socket
+        assert isinstance(queued, private.QueuedAccepts)
+        self.assertRaises(BlockingIOError, queued.listener.accept)
+        self.reactor.advance(0)
+        self.assertEqual(len(self.factory.made), 5)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_drainsAgainInAStorm(self) -> None:
+        """
+        While connections are handed out, the kernel's queue is drained
+        again after every C{DRAIN_EVERY}: connections that arrive meanwhile
+        are taken before the port gets to them.
+        """
+        listener = self.port.socket
+        queued = private.QueuedAccepts(self.port, listener, lambda f: None)
+        queued.DRAIN_EVERY = 2
+        self.connect(3)
+        first = queued.accept()
+        self.addCleanup(first[0].close)
+        self.connect(1)
+        second = queued.accept()
+        self.addCleanup(second[0].close)
+        self.assertEqual(len(queued._pending), 1)
+        third = queued.accept()
+        self.addCleanup(third[0].close)
+        self.assertEqual(len(queued._pending), 1)
+        self.assertRaises(BlockingIOError, listener.accept)
+
+    def test_errorsAfterTheQueue(self) -> None:
+        """
+        An error from C{accept} reaches the port only once the connections
+        accepted before it are handed out, and only if C{accept} still
+        meets it then (as C{EMFILE} does while descriptors last).
+        """
+        listener = _Listener(
+            (socket.socket(), ("127.0.0.1", 1)),
+            OSError(errno.ENOBUFS, "none"),
+            OSError(errno.ENOBUFS, "none"),
+        )
+        queued = private.QueuedAccepts(self.port, listener, lambda f: None)  # type: ignore[arg-type]
+        sock, _ = queued.accept()
+        sock.close()
+        error = self.assertRaises(OSError, queued.accept)
+        self.assertEqual(error.errno, errno.ENOBUFS)
+        error = self.assertRaises(OSError, queued.accept)
+        self.assertEqual(error.errno, errno.EAGAIN)
+
+    def test_oneByOneAfterAnError(self) -> None:
+        """
+        After C{accept} meets an error (out of descriptors), connections are
+        accepted one at a time, as the port's recovery expects, until none
+        is waiting; then they are queued again.
+        """
+        sockets = [socket.socket() for _ in range(4)]
+        for sock in sockets:
+            self.addCleanup(sock.close)
+        listener = _Listener(
+            (sockets[0], ("127.0.0.1", 1)),
+            OSError(errno.EMFILE, "too many"),
+            (sockets[1], ("127.0.0.1", 2)),
+            OSError(errno.EAGAIN, "none"),
+            (sockets[2], ("127.0.0.1", 3)),
+            (sockets[3], ("127.0.0.1", 4)),
+        )
+        queued = private.QueuedAccepts(self.port, listener, lambda f: None)  # type: ignore[arg-type]
+        self.assertIs(queued.accept()[0], sockets[0])
+        self.assertIs(queued.accept()[0], sockets[1])
+        self.assertEqual(len(listener.errors), 3)
+        self.assertRaises(BlockingIOError, queued.accept)
+        self.assertIs(queued.accept()[0], sockets[2])
+        self.assertEqual(len(queued._pending), 1)
+
+    def test_closeClosesTheQueued(self) -> None:
+        """
+        Closing closes the connections still queued, and the listener.
+        """
+        private.queue_accepts(self.port, self.reactor)
+        self.port.numberAccepts = 1
+        self.connect(2)
+        self.port.doRead()
+        queued = self.port.socket
+        assert isinstance(queued, private.QueuedAccepts)
+        [(waiting, _)] = queued._pending
+        queued.close()
+        self.assertEqual(waiting.fileno(), -1)
+        self.assertEqual(queued.listener.fileno(), -1)
+        self.reactor.advance(0)
+        self.assertEqual(len(self.factory.made), 1)
+
+    def test_listeningSocket(self) -> None:
+        """
+        L{private.listening_socket} still finds the listening socket, and
+        anything but a listening L{tcp.Port} is left alone.
+        """
+        listener = self.port.socket
+        private.queue_accepts(self.port, self.reactor)
+        self.assertIs(private.listening_socket(self.port), listener)
+        self.assertFalse(private.queue_accepts(self.port, self.reactor))
+        self.assertFalse(private.queue_accepts(object(), self.reactor))  # type: ignore[arg-type]
