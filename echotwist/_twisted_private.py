@@ -72,15 +72,17 @@ import getopt
 import os
 import signal
 import socket
+import sys
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, cast
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import tcp
+from twisted.internet import main, tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IAddress,
     IListeningPort,
@@ -132,6 +134,38 @@ def send(connection: Connection, data: bytes) -> None:
         sent = 0
     if sent < len(data):
         connection.write(data[sent:] if sent else data)
+
+
+class _ClosedAfterEcho(ConnectionDone):
+    """
+    The peer closed its side of a connection whose echo has all been sent.
+    """
+
+
+#: What L{peer_closed} returns when nothing is left to send.
+CLOSED_AFTER_ECHO = _ClosedAfterEcho()
+
+
+def peer_closed(connection: Connection) -> ConnectionDone:
+    """
+    Say, as a C{doRead} that read the end of the stream, that the peer
+    closed: C{main.CONNECTION_DONE} where some echo is still buffered (the
+    reactor then calls the protocol's C{readConnectionLost}, which closes
+    once it is sent), else L{CLOSED_AFTER_ECHO}.
+
+    The reactor has a ready-made failure for C{ConnectionDone} itself only
+    (C{_disconnectSelectable}'s table of them is keyed by exact class): for
+    an instance of a subclass it closes the connection at once
+    (C{connectionLost}, with the same "closed cleanly" reason), which is
+    where C{readConnectionLost} would get to with nothing to send, without
+    its extra trip round the reactor for a write event.
+
+    @param connection: the connection whose peer closed.
+    @return: why it ended, for the reactor.
+    """
+    if connection.dataBuffer or connection._tempDataLen or connection.disconnecting:
+        return main.CONNECTION_DONE
+    return CLOSED_AFTER_ECHO
 
 
 def unsent_bytes(transport: object) -> int:
@@ -318,6 +352,7 @@ class QueuedAccepts:
         call_soon: Callable[[Callable[[], object]], object],
     ) -> None:
         self.listener = listener
+        self.options_inherited = _set_inherited_options(listener)
         self._port = port
         self._call_soon = call_soon
         self._pending: deque[tuple[socket.socket, Any]] = deque()
@@ -392,6 +427,43 @@ class QueuedAccepts:
         while self._pending:
             self._pending.popleft()[0].close()
         self.listener.close()
+
+
+def _set_inherited_options(listener: socket.socket) -> bool:
+    """
+    Set on a TCP listening socket the options every connection gets
+    (C{TCP_NODELAY}, C{SO_OOBINLINE}; see L{echotwist.server.protocol}), so
+    that each accepted socket has them from the start and needs no system
+    call of its own: Linux copies both to the sockets C{accept} returns.
+
+    @param listener: the listening socket.
+    @return: whether they were set: only on Linux, and only for an IPv4 or
+        IPv6 socket.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    if getattr(listener, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    try:
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    except OSError:
+        return False
+    return True
+
+
+def options_inherited(transport: object) -> bool:
+    """
+    @param transport: a connected transport.
+    @return: whether it is a plain TCP connection (L{tcp.Server}) that its
+        port (the undocumented C{server} attribute) accepted through a
+        L{QueuedAccepts} that set C{TCP_NODELAY} and C{SO_OOBINLINE} on the
+        listening socket, so that the connection's socket has them already.
+    """
+    if type(transport) is not tcp.Server:
+        return False
+    queued = getattr(getattr(transport, "server", None), "socket", None)
+    return isinstance(queued, QueuedAccepts) and queued.options_inherited
 
 
 def queue_accepts(port: IListeningPort, reactor: IReactorTime) -> bool:

@@ -36,7 +36,12 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from echotwist._twisted_private import forget_do_read, replace_do_read, unsent_bytes
+from echotwist._twisted_private import (
+    forget_do_read,
+    options_inherited,
+    replace_do_read,
+    unsent_bytes,
+)
 from echotwist.server.connlog import ConnectionLog
 from echotwist.server.fastpath import (
     can_read_directly,
@@ -204,12 +209,14 @@ class Echo(Protocol, TimeoutMixin):
         else:
             self.peer = self._host = header.describe()
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
-        if _over_tcp(transport):
-            # Some systems refuse it on a socket the peer has already reset;
-            # the connection is then about to be reported lost anyway.
-            with suppress(OSError):
-                transport.setTcpNoDelay(True)
-        keep_urgent_inline(transport)
+        if not options_inherited(transport):
+            # (Where the listening socket had them, this socket has them.)
+            if _over_tcp(transport):
+                # Some systems refuse it on a socket the peer has already
+                # reset; the connection is then about to be reported lost.
+                with suppress(OSError):
+                    transport.setTcpNoDelay(True)
+            keep_urgent_inline(transport)
         if can_send_directly(transport):
             self._sends_directly = True
             if (

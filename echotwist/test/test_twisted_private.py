@@ -24,20 +24,20 @@ from typing import Any, cast
 
 from twisted.application import app
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import tcp, unix
+from twisted.internet import main, tcp, unix
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import fail
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import CannotListenError, ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableDescriptor, IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, LogEvent, capturedLogs
 from twisted.python.failure import Failure
 from twisted.scripts import twistd
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 
 import twisted
@@ -1095,6 +1095,37 @@ class QueuedAcceptsTests(SynchronousTestCase):
         self.reactor.advance(0)
         self.assertEqual(len(self.factory.made), 1)
 
+    def test_optionsInherited(self) -> None:
+        """
+        On Linux a TCP port's listening socket gets C{TCP_NODELAY} and
+        C{SO_OOBINLINE}, which every accepted socket has then, and
+        L{private.options_inherited} says so of its connections (the
+        canary for C{tcp.Server.server}); it says no of anything else.
+        """
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("only Linux is known to copy them to accepted sockets")
+        private.queue_accepts(self.port, self.reactor)
+        self.connect(1)
+        self.port.doRead()
+        [protocol] = self.factory.made
+        transport = protocol.transport
+        sock = transport.getHandle()  # type: ignore[union-attr]
+        self.assertEqual(
+            (
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE),
+            ),
+            (1, 1),
+        )
+        canary(
+            self,
+            private.options_inherited(transport),
+            "tcp.Server.server (the port a connection was accepted on)",
+            "echotwist.server.protocol (a storm's connections set no socket "
+            "options of their own)",
+        )
+        self.assertFalse(private.options_inherited(StringTransport()))
+
     def test_listeningSocket(self) -> None:
         """
         L{private.listening_socket} still finds the listening socket, and
@@ -1105,3 +1136,58 @@ class QueuedAcceptsTests(SynchronousTestCase):
         self.assertIs(private.listening_socket(self.port), listener)
         self.assertFalse(private.queue_accepts(self.port, self.reactor))
         self.assertFalse(private.queue_accepts(object(), self.reactor))  # type: ignore[arg-type]
+
+
+@implementer(IHalfCloseableDescriptor)
+class _HalfCloseable:
+    """
+    A half-closeable selectable that records how the reactor ended it.
+
+    @ivar calls: C{readConnectionLost} or C{connectionLost}, as called.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Failure]] = []
+
+    def fileno(self) -> int:
+        return -1
+
+    def readConnectionLost(self, reason: Failure) -> None:
+        self.calls.append(("readConnectionLost", reason))
+
+    def writeConnectionLost(self, reason: Failure) -> None:
+        self.calls.append(("writeConnectionLost", reason))
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.calls.append(("connectionLost", reason))
+
+
+class DisconnectCanaryTests(SynchronousTestCase):
+    """
+    Canary for L{private.peer_closed}: the reactor ends a half-closeable
+    connection at once for a C{ConnectionDone} subclass, and only half for
+    C{ConnectionDone} itself.
+    """
+
+    def test_subclassClosesAtOnce(self) -> None:
+        """
+        Given L{private.CLOSED_AFTER_ECHO}, C{_disconnectSelectable} calls
+        C{connectionLost} with a clean-close reason; given
+        C{main.CONNECTION_DONE}, C{readConnectionLost}.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        ended = _HalfCloseable()
+        reactor._disconnectSelectable(ended, private.CLOSED_AFTER_ECHO, True)
+        reactor._disconnectSelectable(ended, main.CONNECTION_DONE, True)
+        [(first, reason), (second, _)] = ended.calls
+        canary(
+            self,
+            (first, second) == ("connectionLost", "readConnectionLost")
+            and reason.check(ConnectionDone) is not None,
+            "_DisconnectSelectableMixin._disconnectSelectable's failures by "
+            "exact class",
+            "echotwist.server.fastpath (a client's close after its echo ends "
+            "the connection without a write event)",
+        )
+        self.assertEqual(reason.getErrorMessage(), "Connection was closed cleanly.")
