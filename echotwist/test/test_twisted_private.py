@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from twisted.application import app
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import main, tcp, unix
+from twisted.internet import main, posixbase, tcp, unix
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import fail
@@ -32,6 +32,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableDescriptor, IHalfCloseableProtocol
+from twisted.internet.posixbase import _PollLikeMixin
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, LogEvent, capturedLogs
@@ -51,6 +52,14 @@ from echotwist.test.support import BareTLSContext, proxy_v2_header
 REVIEWED_DO_POLL = {
     "24.7.0": "09b62ae68ef01b4b",
     "26.10.0": "09b62ae68ef01b4b",
+}
+
+
+#: The same for L{_PollLikeMixin._doReadOrWrite}, whose work for a plain
+#: read event the copy does inline.
+REVIEWED_DO_READ_OR_WRITE = {
+    "24.7.0": "5ffee55b79492b00",
+    "26.10.0": "5ffee55b79492b00",
 }
 
 
@@ -244,6 +253,22 @@ class EPollReactorCanaryTests(SynchronousTestCase):
                 "to REVIEWED_DO_POLL"
             )
 
+    def test_doReadOrWriteUnchanged(self) -> None:
+        """
+        Twisted's own C{_doReadOrWrite}, whose work for a plain read event
+        the copy does inline, is one that the copy was reviewed against.
+        """
+        source = inspect.getsource(_PollLikeMixin._doReadOrWrite)
+        digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+        if digest not in REVIEWED_DO_READ_OR_WRITE.values():
+            self.fail(
+                f"Twisted {twisted.__version__}: _PollLikeMixin._doReadOrWrite "
+                f"has changed (sha256 {digest}); echotwist._twisted_private."
+                "EPollReactorWithoutLogContext.doPoll does its work for a read "
+                "event inline: review the copy, then add the hash to "
+                "REVIEWED_DO_READ_OR_WRITE"
+            )
+
     def test_pollerAttributes(self) -> None:
         """
         An epoll reactor has the C{_poller}, C{_selectables} and
@@ -342,6 +367,45 @@ class EchoReactorTests(SynchronousTestCase):
         self.assertIn(
             "Error handling an event", [e.get("log_format", "")[:23] for e in events]
         )
+
+    def test_readEndsConnection(self) -> None:
+        """
+        A C{doRead} that returns why its connection ended has it
+        disconnected, as a read (a clean close is a half-close for a
+        half-closeable descriptor); a descriptor already gone is
+        disconnected without being read.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        ended: list[tuple[object, object, bool]] = []
+
+        def disconnect(selectable: object, why: object, is_read: bool) -> None:
+            ended.append((selectable, why, is_read))
+
+        reactor._disconnectSelectable = disconnect  # type: ignore[method-assign,assignment]
+        reader = self.reader(reactor)
+        reader.doRead = lambda: main.CONNECTION_DONE  # type: ignore[method-assign,assignment]
+        reactor.doPoll(1)
+        self.assertEqual(ended, [(reader, main.CONNECTION_DONE, True)])
+        del ended[:]
+        reader.fileno = lambda: -1  # type: ignore[method-assign]
+        reactor.doPoll(1)
+        self.assertEqual(len(ended), 1)
+        self.assertIs(ended[0][1], posixbase._NO_FILEDESC)
+
+    def test_writeEventsDispatched(self) -> None:
+        """
+        An event other than a plain read (here a writable socket) goes to
+        C{_doReadOrWrite}, as in Twisted's own C{doPoll}.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        reader = self.reader(reactor)
+        written: list[bool] = []
+        reader.doWrite = lambda: written.append(True)  # type: ignore[method-assign]
+        reader.startWriting()
+        reactor.doPoll(1)
+        self.assertEqual((reader.read, written), ([b"x"], [True]))
 
     def test_keyboardInterruptPropagates(self) -> None:
         """
