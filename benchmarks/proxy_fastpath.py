@@ -107,9 +107,10 @@ def main() -> None:
             wall = {kind: results[kind][1] * 1e6 for kind in kinds}
             for name, figures in [("server CPU", cpu), ("round trip", wall)]:
                 for kind in ("PROXY", "control"):
-                    ratios.setdefault(f"{kind}/plain {name}", []).append(
-                        figures[kind] / figures["plain"]
-                    )
+                    values = ratios.setdefault(f"{kind}/plain {name}", [])
+                    # CPU time comes in clock ticks: a short run may see none.
+                    if figures["plain"] > 0:
+                        values.append(figures[kind] / figures["plain"])
             print(
                 f"{round_number + 1:5}  "
                 + " ".join(f"{cpu[k]:6.2f}" for k in kinds)
@@ -117,6 +118,9 @@ def main() -> None:
                 + " ".join(f"{wall[k]:6.2f}" for k in kinds)
             )
         for name, values in ratios.items():
+            if not values:
+                print(f"{name} per echo: not measured (too few echoes)")
+                continue
             print(
                 f"{name} per echo: median {statistics.median(values):.3f}"
                 f" (min {min(values):.3f}, max {max(values):.3f})"

@@ -72,19 +72,24 @@ import getopt
 import os
 import signal
 import socket
+import sys
+from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, cast
 
 from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import main, tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IAddress,
     IListeningPort,
     IProtocol,
     IProtocolFactory,
     IReactorCore,
+    IReactorTime,
     IStreamServerEndpoint,
 )
 from twisted.internet.tcp import Connection
@@ -129,6 +134,38 @@ def send(connection: Connection, data: bytes) -> None:
         sent = 0
     if sent < len(data):
         connection.write(data[sent:] if sent else data)
+
+
+class _ClosedAfterEcho(ConnectionDone):
+    """
+    The peer closed its side of a connection whose echo has all been sent.
+    """
+
+
+#: What L{peer_closed} returns when nothing is left to send.
+CLOSED_AFTER_ECHO = _ClosedAfterEcho()
+
+
+def peer_closed(connection: Connection) -> ConnectionDone:
+    """
+    Say, as a C{doRead} that read the end of the stream, that the peer
+    closed: C{main.CONNECTION_DONE} where some echo is still buffered (the
+    reactor then calls the protocol's C{readConnectionLost}, which closes
+    once it is sent), else L{CLOSED_AFTER_ECHO}.
+
+    The reactor has a ready-made failure for C{ConnectionDone} itself only
+    (C{_disconnectSelectable}'s table of them is keyed by exact class): for
+    an instance of a subclass it closes the connection at once
+    (C{connectionLost}, with the same "closed cleanly" reason), which is
+    where C{readConnectionLost} would get to with nothing to send, without
+    its extra trip round the reactor for a write event.
+
+    @param connection: the connection whose peer closed.
+    @return: why it ended, for the reactor.
+    """
+    if connection.dataBuffer or connection._tempDataLen or connection.disconnecting:
+        return main.CONNECTION_DONE
+    return CLOSED_AFTER_ECHO
 
 
 def unsent_bytes(transport: object) -> int:
@@ -271,9 +308,180 @@ def route_port_log(port: object, observer: ILogObserver) -> None:
 def listening_socket(port: IListeningPort) -> socket.socket:
     """
     @param port: a port a TCP, TCP6, UNIX or systemd endpoint listened on.
-    @return: its listening socket.
+    @return: its listening socket (the socket itself where L{queue_accepts}
+        stands in front of it).
     """
-    return cast(socket.socket, port.socket)  # type: ignore[attr-defined]
+    sock = port.socket  # type: ignore[attr-defined]
+    if isinstance(sock, QueuedAccepts):
+        return sock.listener
+    return cast(socket.socket, sock)
+
+
+class QueuedAccepts:
+    """
+    A listening socket's C{accept} that empties the kernel's listen queue
+    into this process's own queue, and hands connections out from there.
+
+    L{twisted.internet.tcp.Port.doRead} accepts one connection and builds
+    its transport and protocol before it accepts the next; in a storm of
+    connects the kernel's queue (at most C{somaxconn}) fills meanwhile, and
+    each connect it drops costs its client a one-second SYN retransmission.
+    Standing in for the port's socket (Twisted's ports call
+    C{self.socket.accept()}), this accepts everything waiting whenever its
+    own queue is empty and again after every L{DRAIN_EVERY} handed out, so
+    the kernel's queue is emptied many times while the port works through a
+    storm.  The connections are handed out in order, and errors from
+    C{accept} reach the port as before once the connections accepted before
+    them are handed out, so its C{EMFILE} recovery is unchanged.  Where the
+    port stops (its C{numberAccepts}) with connections still queued here,
+    that the kernel no longer reports, its C{doRead} is called again on the
+    reactor's next turn.
+
+    Every other attribute is the listening socket's.
+
+    @ivar listener: the listening socket.
+    """
+
+    #: Connections handed out between two drains of the kernel's queue.
+    DRAIN_EVERY = 32
+
+    def __init__(
+        self,
+        port: Any,
+        listener: socket.socket,
+        call_soon: Callable[[Callable[[], object]], object],
+    ) -> None:
+        self.listener = listener
+        self.options_inherited = _set_inherited_options(listener)
+        self._port = port
+        self._call_soon = call_soon
+        self._pending: deque[tuple[socket.socket, Any]] = deque()
+        self._handed = 0
+        self._resuming = False
+        self._direct = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.listener, name)
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        """
+        @return: the next connection and its address, as C{socket.accept}.
+        @raise OSError: as C{socket.accept} does (C{EAGAIN} when none is
+            waiting), once the connections accepted before are handed out.
+        """
+        pending = self._pending
+        if self._direct and not pending:
+            try:
+                return self.listener.accept()
+            except BlockingIOError:
+                self._direct = False
+                raise
+        if not self._direct and (not pending or self._handed >= self.DRAIN_EVERY):
+            self._handed = 0
+            self._drain()
+        self._handed += 1
+        connection = pending.popleft()
+        if pending and not self._resuming:
+            self._resuming = True
+            self._call_soon(self._resume)
+        return connection
+
+    def _drain(self) -> None:
+        """
+        Accept every connection the kernel has waiting.
+
+        @raise OSError: what C{accept} raised, if nothing is queued here.
+            After an error other than C{EAGAIN} (C{EMFILE}: out of
+            descriptors), C{accept} calls the socket's own, one connection
+            at a time, until it meets C{EAGAIN}: the port's recovery
+            (release its reserved descriptor, accept and close until
+            C{EAGAIN}) then works exactly as without this queue.
+        """
+        accept = self.listener.accept
+        pending = self._pending
+        while True:
+            try:
+                pending.append(accept())
+            except BlockingIOError:
+                if pending:
+                    return
+                raise
+            except OSError:
+                self._direct = True
+                if pending:
+                    return
+                raise
+
+    def _resume(self) -> None:
+        """
+        Have the port accept what is still queued here.
+        """
+        self._resuming = False
+        if self._pending and self._port.socket is self:
+            self._port.doRead()
+
+    def close(self) -> None:
+        """
+        Close the connections still queued here, then the listening socket.
+        """
+        while self._pending:
+            self._pending.popleft()[0].close()
+        self.listener.close()
+
+
+def _set_inherited_options(listener: socket.socket) -> bool:
+    """
+    Set on a TCP listening socket the options every connection gets
+    (C{TCP_NODELAY}, C{SO_OOBINLINE}; see L{echotwist.server.protocol}), so
+    that each accepted socket has them from the start and needs no system
+    call of its own: Linux copies both to the sockets C{accept} returns.
+
+    @param listener: the listening socket.
+    @return: whether they were set: only on Linux, and only for an IPv4 or
+        IPv6 socket.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    if getattr(listener, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    try:
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    except OSError:
+        return False
+    return True
+
+
+def options_inherited(transport: object) -> bool:
+    """
+    @param transport: a connected transport.
+    @return: whether it is a plain TCP connection (L{tcp.Server}) that its
+        port (the undocumented C{server} attribute) accepted through a
+        L{QueuedAccepts} that set C{TCP_NODELAY} and C{SO_OOBINLINE} on the
+        listening socket, so that the connection's socket has them already.
+    """
+    if type(transport) is not tcp.Server:
+        return False
+    queued = getattr(getattr(transport, "server", None), "socket", None)
+    return isinstance(queued, QueuedAccepts) and queued.options_inherited
+
+
+def queue_accepts(port: IListeningPort, reactor: IReactorTime) -> bool:
+    """
+    Put a L{QueuedAccepts} in front of a listening port's socket.
+
+    @param port: a port, listening.
+    @param reactor: what calls the port's C{doRead} on its next turn.
+    @return: whether it was done: only a L{tcp.Port} (TCP, TLS, UNIX) is
+        changed, and only once.
+    """
+    if not isinstance(port, tcp.Port):
+        return False
+    sock = getattr(port, "socket", None)
+    if not isinstance(sock, socket.socket):
+        return False
+    port.socket = QueuedAccepts(port, sock, lambda f: reactor.callLater(0, f))
+    return True
 
 
 def close_without_shutdown(port: IListeningPort) -> None:

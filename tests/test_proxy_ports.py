@@ -299,7 +299,7 @@ def test_bad_options() -> None:
     for option, value, message in [
         ("--proxy-from", "10.0.0.0/33", "--proxy-from '10.0.0.0/33'"),
         ("--info", "nosuch:1", "--info 'nosuch:1'"),
-        ("--info-udp", "x", "--info-udp 'x': expected [INTERFACE:]PORT"),
+        ("--info-udp", "x", "--info-udp 'x'"),
     ]:
         result = subprocess.run(
             [twistd, "-n", "--pidfile=", "echo", option, value],
@@ -378,5 +378,5 @@ def test_benchmark_runs() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "PROXY/plain server CPU per echo: median" in result.stdout
+    assert "PROXY/plain server CPU per echo: " in result.stdout
     assert "control/plain round trip per echo: median" in result.stdout

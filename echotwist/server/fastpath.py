@@ -35,7 +35,12 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import ITransport
 from twisted.internet.tcp import Connection
 
-from echotwist._twisted_private import has_plain_do_read, send, tls_started
+from echotwist._twisted_private import (
+    has_plain_do_read,
+    peer_closed,
+    send,
+    tls_started,
+)
 
 __all__ = [
     "Counted",
@@ -128,7 +133,7 @@ def read_and_echo(
     except OSError:
         return main.CONNECTION_LOST
     if not data:
-        return main.CONNECTION_DONE
+        return peer_closed(connection)
     protocol: Counted = connection.protocol  # type: ignore[assignment]
     protocol.bytes_in += len(data)
     if protocol.timeOut is not None:

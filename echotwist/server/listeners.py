@@ -20,7 +20,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from echotwist._twisted_private import listening_socket, raise_listen_failures
+from echotwist._twisted_private import (
+    listening_socket,
+    queue_accepts,
+    raise_listen_failures,
+)
 from echotwist.server.accept_errors import AcceptErrorSummary, SummarizedAcceptErrors
 from echotwist.server.endpoints import ListenerError, failure_reason
 from echotwist.server.shared_socket import SharedSocketEndpoint
@@ -42,7 +46,9 @@ def listeners(
     @param clock: the reactor, for the summary's counts.
     @param shared: whether the sockets are shared with other processes (a
         worker's): stopping then only stops accepting (see
-        L{SharedSocketEndpoint}).
+        L{SharedSocketEndpoint}); a socket that is not shared empties its
+        listen queue in a storm (L{QueuedAcceptsEndpoint}), where a shared
+        one leaves what it can't serve yet to the other workers.
     @param summary: the summary to share with other listeners (a new one
         if L{None}).
     @return: one service per endpoint; starting one raises at once if its
@@ -52,6 +58,8 @@ def listeners(
         summary = AcceptErrorSummary(clock)
     services = []
     for endpoint in endpoints:
+        if not shared:
+            endpoint = QueuedAcceptsEndpoint(endpoint, clock)
         summarized: IStreamServerEndpoint = SummarizedAcceptErrors(endpoint, summary)
         if shared:
             summarized = SharedSocketEndpoint(summarized)
@@ -59,6 +67,42 @@ def listeners(
         raise_listen_failures(service)
         services.append(service)
     return services
+
+
+@implementer(IStreamServerEndpoint)
+class QueuedAcceptsEndpoint:
+    """
+    An endpoint whose port empties the kernel's listen queue into its own
+    whenever it accepts (L{echotwist._twisted_private.QueuedAccepts}), so
+    that a storm of connects is not dropped by a full kernel queue while
+    the port builds each connection's transport and protocol.
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint, reactor: IReactorTime):
+        """
+        @param endpoint: the endpoint.
+        @param reactor: what resumes the port's accepting.
+        """
+        self.endpoint = endpoint
+        self.reactor = reactor
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """
+        Listen on the wrapped endpoint, then queue its port's accepts.
+
+        @param protocolFactory: the factory to listen with.
+        @return: the wrapped endpoint's L{Deferred} port.
+        """
+        return self.endpoint.listen(protocolFactory).addCallback(self._queue)
+
+    def _queue(self, port: IListeningPort) -> IListeningPort:
+        """
+        @param port: the port listened on.
+        @return: C{port}, accepting through a L{QueuedAccepts} if it is a
+            TCP, TLS or UNIX port.
+        """
+        queue_accepts(port, self.reactor)
+        return port
 
 
 @implementer(IStreamServerEndpoint)

@@ -36,7 +36,13 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from echotwist._twisted_private import forget_do_read, replace_do_read, unsent_bytes
+from echotwist._twisted_private import (
+    forget_do_read,
+    options_inherited,
+    replace_do_read,
+    unsent_bytes,
+)
+from echotwist.server.connlog import ConnectionLog
 from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
@@ -180,6 +186,7 @@ class Echo(Protocol, TimeoutMixin):
     def __init__(self) -> None:
         self.bytes_in = 0
         self.peer = "?"
+        self._host = "?"
         self._started = 0.0
         self._closing = False
 
@@ -195,17 +202,21 @@ class Echo(Protocol, TimeoutMixin):
         factory = self.factory
         self._started = factory.clock.seconds()
         header = self.proxy_header
+        address = transport.getPeer()
         if header is None:
-            self.peer = describe_peer(transport.getPeer())
+            self.peer = describe_peer(address)
+            self._host = str(getattr(address, "host", self.peer))
         else:
-            self.peer = header.describe()
+            self.peer = self._host = header.describe()
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
-        if _over_tcp(transport):
-            # Some systems refuse it on a socket the peer has already reset;
-            # the connection is then about to be reported lost anyway.
-            with suppress(OSError):
-                transport.setTcpNoDelay(True)
-        keep_urgent_inline(transport)
+        if not options_inherited(transport):
+            # (Where the listening socket had them, this socket has them.)
+            if _over_tcp(transport):
+                # Some systems refuse it on a socket the peer has already
+                # reset; the connection is then about to be reported lost.
+                with suppress(OSError):
+                    transport.setTcpNoDelay(True)
+            keep_urgent_inline(transport)
         if can_send_directly(transport):
             self._sends_directly = True
             if (
@@ -216,7 +227,8 @@ class Echo(Protocol, TimeoutMixin):
                 replace_do_read(transport, reads_directly(transport))
         self.setTimeout(factory.idle_timeout)
         factory.connection_opened(self)
-        self.log.info("Connected by {peer}", peer=self.peer)
+        if factory.connection_log.made(self._host):
+            self.log.info("Connected by {peer}", peer=self.peer)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -320,19 +332,23 @@ class Echo(Protocol, TimeoutMixin):
             # A read_and_echo put in the connection's doRead refers to the
             # connection: drop it, so that the two need no cyclic collection.
             forget_do_read(self.transport)
-        duration = self.factory.clock.seconds() - self._started
-        self.factory.connection_closed(self)
-        self.log.info(
-            "Disconnected {peer}: {bytes_in_text} in, {bytes_out_text} out, "
-            "{duration:.3f} s ({why})",
-            peer=self.peer,
-            bytes_in=self.bytes_in,
-            bytes_out=(sent := self.bytes_in - self._unsent()),
-            bytes_in_text=counted(self.bytes_in, "byte"),
-            bytes_out_text=counted(sent, "byte"),
-            duration=duration,
-            why=reason.getErrorMessage(),
-        )
+        factory = self.factory
+        duration = factory.clock.seconds() - self._started
+        factory.connection_closed(self)
+        sent = self.bytes_in - self._unsent()
+        why = reason.getErrorMessage()
+        if factory.connection_log.ended(self._host, self.bytes_in, sent, duration, why):
+            self.log.info(
+                "Disconnected {peer}: {bytes_in_text} in, {bytes_out_text} "
+                "out, {duration:.3f} s ({why})",
+                peer=self.peer,
+                bytes_in=self.bytes_in,
+                bytes_out=sent,
+                bytes_in_text=counted(self.bytes_in, "byte"),
+                bytes_out_text=counted(sent, "byte"),
+                duration=duration,
+                why=why,
+            )
 
     def _finish(self) -> None:
         """
@@ -414,6 +430,8 @@ class EchoFactory(Factory):
         (L{echotwist.server.proxy}).
     @ivar bytes_echoed: bytes received (and so echoed) by closed and open
         connections.
+    @ivar connection_log: which connections get their own log lines, and
+        the summaries of a storm (L{ConnectionLog}).
     """
 
     protocol = Echo  # type: ignore[assignment]
@@ -435,6 +453,7 @@ class EchoFactory(Factory):
         self.connections_total = 0
         self.refused_total = 0
         self.proxy_rejected_total = 0
+        self.connection_log = ConnectionLog(clock)
         self._bytes_closed = 0
         self._refused_since_full = 0
 

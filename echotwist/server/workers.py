@@ -3,9 +3,12 @@ C{twistd echo --workers N}: several processes serving the same ports.
 
 The parent (the twistd process, with the pidfile) listens on every C{--port}
 through its endpoint, as a single process would, but never accepts: it hands
-each listening socket to N worker processes (C{python -m
-echotwist.server.workers}), which adopt it with
-L{AdoptedStreamServerEndpoint} and share its accept queue.
+its listening sockets to N worker processes (C{python -m
+echotwist.server.workers}), which adopt them with
+L{AdoptedStreamServerEndpoint}.  On a TCP port each worker gets a
+C{SO_REUSEPORT} socket of its own, all kept open by the parent too, so that
+the kernel spreads connections over them (L{echotwist.server.reuseport});
+on other ports the workers share the one socket and its accept queue.
 A worker that stops closes its own descriptor of each socket at once but
 never the socket itself (L{SharedSocketEndpoint}): the parent alone closes
 the sockets, and removes a UNIX socket's path.

@@ -10,6 +10,7 @@ import socket
 from functools import partial
 
 from twisted.internet import main
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Connection, Server
@@ -17,7 +18,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.internet.unix import Server as UNIXServer
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist._twisted_private import unsent_bytes
+from echotwist._twisted_private import CLOSED_AFTER_ECHO, unsent_bytes
 from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
@@ -294,12 +295,25 @@ class ReadAndEchoTests(SynchronousTestCase):
 
     def test_peerClosed(self) -> None:
         """
-        End of file is reported as C{doRead} reports it, a clean close (so a
-        half-closing client still gets the rest of its echo).
+        End of file with some echo still buffered is reported as C{doRead}
+        reports it, a clean close, so that a half-closing client still gets
+        the rest of its echo (the reactor calls C{readConnectionLost}).
+        """
+        connection, _protocol, peer, _clock = self.echoing()
+        connection.write(b"still to send")
+        peer.shutdown(socket.SHUT_WR)
+        self.assertIs(reads_directly(connection)(), main.CONNECTION_DONE)
+
+    def test_peerClosedAllSent(self) -> None:
+        """
+        End of file with the whole echo sent is a clean close too, but one
+        the reactor closes at once (L{CLOSED_AFTER_ECHO}).
         """
         connection, _protocol, peer, _clock = self.echoing()
         peer.shutdown(socket.SHUT_WR)
-        self.assertIs(reads_directly(connection)(), main.CONNECTION_DONE)
+        why = reads_directly(connection)()
+        self.assertIs(why, CLOSED_AFTER_ECHO)
+        self.assertIsInstance(why, ConnectionDone)
 
     def test_peerReset(self) -> None:
         """

@@ -24,20 +24,20 @@ from typing import Any, cast
 
 from twisted.application import app
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import tcp, unix
+from twisted.internet import main, tcp, unix
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import fail
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import CannotListenError, ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableDescriptor, IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, LogEvent, capturedLogs
 from twisted.python.failure import Failure
 from twisted.scripts import twistd
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 
 import twisted
@@ -915,3 +915,279 @@ class RequestBodyCanaryTests(SynchronousTestCase):
             "echotwist.server.metrics.MetricsRequest (a metrics request's body "
             "must be refused before it is read)",
         )
+
+
+class _Accepted(Protocol):
+    """
+    A protocol that records, in its factory's list, that it was connected.
+    """
+
+    factory: _AcceptedFactory
+
+    def connectionMade(self) -> None:
+        """
+        Record the connection.
+        """
+        self.factory.made.append(self)
+
+
+class _AcceptedFactory(Factory):
+    """
+    Build L{_Accepted} protocols and keep them.
+    """
+
+    protocol = _Accepted  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.made: list[_Accepted] = []
+
+
+class QueuedAcceptsTests(SynchronousTestCase):
+    """
+    Tests for L{private.QueuedAccepts} in front of a real listening port, and
+    the canary for what it relies on: L{tcp.Port.doRead} accepting through
+    C{port.socket.accept()}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = _AcceptedFactory()
+        self.port = tcp.Port(
+            0, self.factory, interface="127.0.0.1", reactor=self.reactor
+        )
+        self.port.startListening()
+        self.addCleanup(self.close)
+        self.clients: list[socket.socket] = []
+
+    def close(self) -> None:
+        """
+        Close the clients, the accepted connections and the port.
+        """
+        for client in self.clients:
+            client.close()
+        for protocol in self.factory.made:
+            protocol.transport.getHandle().close()  # type: ignore[union-attr]
+        self.port.socket.close()
+
+    def connect(self, count: int) -> None:
+        """
+        Open C{count} connections to the port (the kernel completes them).
+        """
+        for _ in range(count):
+            client = socket.socket()
+            self.clients.append(client)
+            client.settimeout(5)
+            client.connect(self.port.socket.getsockname())
+
+    def test_portAcceptsThroughItsSocket(self) -> None:
+        """
+        C{Port.doRead} accepts through C{port.socket.accept()}, so that a
+        L{private.QueuedAccepts} put there serves every connection, in order.
+        """
+        self.assertTrue(private.queue_accepts(self.port, self.reactor))
+        self.connect(5)
+        self.port.doRead()
+        canary(
+            self,
+            len(self.factory.made) == 5,
+            "tcp.Port.doRead calling self.socket.accept()",
+            "echotwist.server.listeners (the listen queue emptied in a storm)",
+        )
+        peers = [p.transport.getPeer().port for p in self.factory.made]  # type: ignore[union-attr]
+        self.assertEqual(peers, [c.getsockname()[1] for c in self.clients])
+
+    def test_drainsTheKernelQueue(self) -> None:
+        """
+        The first C{accept} takes every connection waiting in the kernel;
+        those the port did not get to are served on the reactor's next turn.
+        """
+        private.queue_accepts(self.port, self.reactor)
+        self.port.numberAccepts = 2
+        self.connect(5)
+        self.port.doRead()
+        self.assertEqual(len(self.factory.made), 2)
+        queued = self.port.socket
+        assert isinstance(queued, private.QueuedAccepts)
+        self.assertRaises(BlockingIOError, queued.listener.accept)
+        self.reactor.advance(0)
+        self.assertEqual(len(self.factory.made), 5)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_drainsAgainInAStorm(self) -> None:
+        """
+        While connections are handed out, the kernel's queue is drained
+        again after every C{DRAIN_EVERY}: connections that arrive meanwhile
+        are taken before the port gets to them.
+        """
+        listener = self.port.socket
+        queued = private.QueuedAccepts(self.port, listener, lambda f: None)
+        queued.DRAIN_EVERY = 2
+        self.connect(3)
+        first = queued.accept()
+        self.addCleanup(first[0].close)
+        self.connect(1)
+        second = queued.accept()
+        self.addCleanup(second[0].close)
+        self.assertEqual(len(queued._pending), 1)
+        third = queued.accept()
+        self.addCleanup(third[0].close)
+        self.assertEqual(len(queued._pending), 1)
+        self.assertRaises(BlockingIOError, listener.accept)
+
+    def test_errorsAfterTheQueue(self) -> None:
+        """
+        An error from C{accept} reaches the port only once the connections
+        accepted before it are handed out, and only if C{accept} still
+        meets it then (as C{EMFILE} does while descriptors last).
+        """
+        listener = _Listener(
+            (socket.socket(), ("127.0.0.1", 1)),
+            OSError(errno.ENOBUFS, "none"),
+            OSError(errno.ENOBUFS, "none"),
+        )
+        queued = private.QueuedAccepts(self.port, listener, lambda f: None)  # type: ignore[arg-type]
+        sock, _ = queued.accept()
+        sock.close()
+        error = self.assertRaises(OSError, queued.accept)
+        self.assertEqual(error.errno, errno.ENOBUFS)
+        error = self.assertRaises(OSError, queued.accept)
+        self.assertEqual(error.errno, errno.EAGAIN)
+
+    def test_oneByOneAfterAnError(self) -> None:
+        """
+        After C{accept} meets an error (out of descriptors), connections are
+        accepted one at a time, as the port's recovery expects, until none
+        is waiting; then they are queued again.
+        """
+        sockets = [socket.socket() for _ in range(4)]
+        for sock in sockets:
+            self.addCleanup(sock.close)
+        listener = _Listener(
+            (sockets[0], ("127.0.0.1", 1)),
+            OSError(errno.EMFILE, "too many"),
+            (sockets[1], ("127.0.0.1", 2)),
+            OSError(errno.EAGAIN, "none"),
+            (sockets[2], ("127.0.0.1", 3)),
+            (sockets[3], ("127.0.0.1", 4)),
+        )
+        queued = private.QueuedAccepts(self.port, listener, lambda f: None)  # type: ignore[arg-type]
+        self.assertIs(queued.accept()[0], sockets[0])
+        self.assertIs(queued.accept()[0], sockets[1])
+        self.assertEqual(len(listener.errors), 3)
+        self.assertRaises(BlockingIOError, queued.accept)
+        self.assertIs(queued.accept()[0], sockets[2])
+        self.assertEqual(len(queued._pending), 1)
+
+    def test_closeClosesTheQueued(self) -> None:
+        """
+        Closing closes the connections still queued, and the listener.
+        """
+        private.queue_accepts(self.port, self.reactor)
+        self.port.numberAccepts = 1
+        self.connect(2)
+        self.port.doRead()
+        queued = self.port.socket
+        assert isinstance(queued, private.QueuedAccepts)
+        [(waiting, _)] = queued._pending
+        queued.close()
+        self.assertEqual(waiting.fileno(), -1)
+        self.assertEqual(queued.listener.fileno(), -1)
+        self.reactor.advance(0)
+        self.assertEqual(len(self.factory.made), 1)
+
+    def test_optionsInherited(self) -> None:
+        """
+        On Linux a TCP port's listening socket gets C{TCP_NODELAY} and
+        C{SO_OOBINLINE}, which every accepted socket has then, and
+        L{private.options_inherited} says so of its connections (the
+        canary for C{tcp.Server.server}); it says no of anything else.
+        """
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("only Linux is known to copy them to accepted sockets")
+        private.queue_accepts(self.port, self.reactor)
+        self.connect(1)
+        self.port.doRead()
+        [protocol] = self.factory.made
+        transport = protocol.transport
+        sock = transport.getHandle()  # type: ignore[union-attr]
+        self.assertEqual(
+            (
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE),
+            ),
+            (1, 1),
+        )
+        canary(
+            self,
+            private.options_inherited(transport),
+            "tcp.Server.server (the port a connection was accepted on)",
+            "echotwist.server.protocol (a storm's connections set no socket "
+            "options of their own)",
+        )
+        self.assertFalse(private.options_inherited(StringTransport()))
+
+    def test_listeningSocket(self) -> None:
+        """
+        L{private.listening_socket} still finds the listening socket, and
+        anything but a listening L{tcp.Port} is left alone.
+        """
+        listener = self.port.socket
+        private.queue_accepts(self.port, self.reactor)
+        self.assertIs(private.listening_socket(self.port), listener)
+        self.assertFalse(private.queue_accepts(self.port, self.reactor))
+        self.assertFalse(private.queue_accepts(object(), self.reactor))  # type: ignore[arg-type]
+
+
+@implementer(IHalfCloseableDescriptor)
+class _HalfCloseable:
+    """
+    A half-closeable selectable that records how the reactor ended it.
+
+    @ivar calls: C{readConnectionLost} or C{connectionLost}, as called.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Failure]] = []
+
+    def fileno(self) -> int:
+        return -1
+
+    def readConnectionLost(self, reason: Failure) -> None:
+        self.calls.append(("readConnectionLost", reason))
+
+    def writeConnectionLost(self, reason: Failure) -> None:
+        self.calls.append(("writeConnectionLost", reason))
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.calls.append(("connectionLost", reason))
+
+
+class DisconnectCanaryTests(SynchronousTestCase):
+    """
+    Canary for L{private.peer_closed}: the reactor ends a half-closeable
+    connection at once for a C{ConnectionDone} subclass, and only half for
+    C{ConnectionDone} itself.
+    """
+
+    def test_subclassClosesAtOnce(self) -> None:
+        """
+        Given L{private.CLOSED_AFTER_ECHO}, C{_disconnectSelectable} calls
+        C{connectionLost} with a clean-close reason; given
+        C{main.CONNECTION_DONE}, C{readConnectionLost}.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        ended = _HalfCloseable()
+        reactor._disconnectSelectable(ended, private.CLOSED_AFTER_ECHO, True)
+        reactor._disconnectSelectable(ended, main.CONNECTION_DONE, True)
+        [(first, reason), (second, _)] = ended.calls
+        canary(
+            self,
+            (first, second) == ("connectionLost", "readConnectionLost")
+            and reason.check(ConnectionDone) is not None,
+            "_DisconnectSelectableMixin._disconnectSelectable's failures by "
+            "exact class",
+            "echotwist.server.fastpath (a client's close after its echo ends "
+            "the connection without a write event)",
+        )
+        self.assertEqual(reason.getErrorMessage(), "Connection was closed cleanly.")
