@@ -280,3 +280,36 @@ def test_bad_input_one_line() -> None:
         result = probe(*argv)
         assert result.returncode == 2, argv
         assert len(result.stderr.decode().splitlines()) == 1, result.stderr
+
+
+def test_addressing(live: Live) -> None:
+    """
+    C{-6} against an IPv4 address is one line and exit 1; C{--bind} sets
+    the source port (the server logs it); C{--tos} marked probes still
+    echo; C{--all-addresses} probes each address of a literal (one).
+    """
+    wrong = probe("-6", "--host", HOST, "-p", str(live.tcp), "-c", "1")
+    assert wrong.returncode == 1
+    assert wrong.stderr.decode().splitlines() == [
+        f"echotwist-client: cannot resolve {HOST}: no IPv6 address found"
+    ]
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        source = sock.getsockname()[1]
+    bound = probe(
+        "--host",
+        HOST,
+        "-p",
+        str(live.tcp),
+        "-c",
+        "1",
+        "--bind",
+        f"{HOST}:{source}",
+        "--tos",
+        "0x20",
+        "--all-addresses",
+    )
+    assert bound.returncode == 0, bound.stderr
+    live.server.wait_for(rf"Connected by \('{HOST}', {source}\)")
