@@ -292,6 +292,13 @@ HOW: dict[str, Server | Client | NotRun] = {
         "tests/test_haproxy.py runs this configuration with a real HAProxy"
         " (skipped, saying so, where haproxy is not installed)"
     ),
+    "python -m echotwist.client --host 127.0.0.1 --port 9000 -c 3 -i 0.2": Client(),
+    "python -m echotwist.client --connect tls:localhost:9443:trustRoots=ca/ "
+    "--reconnect -c 3 -i 0.2": Client(),
+    "python -m echotwist.client --connect unix:path=/run/echo.sock -c 2 -i 0.2 "
+    "--json": Client(),
+    "python -m echotwist.client --udp --host 127.0.0.1 --port 9007 -c 3 -i 0.2 "
+    "--spread": Client(),
     "python -m echotwist.reference.services 1 25": Client(),
     "python -m echotwist.reference.services 7": Client(),
     "python -m echotwist.reference.services www": Client(),

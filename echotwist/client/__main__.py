@@ -580,10 +580,15 @@ async def run_probes(
     def interrupted(signum: int, frame: object) -> None:
         reactor.callFromThread(session.interrupt)
 
-    previous = {
-        signum: signal.signal(signum, interrupted)
-        for signum in (signal.SIGINT, signal.SIGTERM)
-    }
+    previous: dict[int, Any] = {}
+
+    def install() -> None:
+        # Once the reactor runs: it installs its own SIGTERM handler as it
+        # starts, and react() calls us before that.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, interrupted)
+
+    reactor.callWhenRunning(install)
     try:
         status = await session.run()
     except OutputClosed:

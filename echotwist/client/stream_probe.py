@@ -23,7 +23,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import connectProtocol
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHandshakeListener,
@@ -233,25 +233,37 @@ class _Connection:
         if self.gone:
             return
         self.gone = True
-        for probe in self.probes:
-            self.path.settle(probe, "error", detail=f"connection dropped: {why}")
+        self.path.forget(self)
+        probes = self.probes
         self.outstanding.clear()
         self.waiting.clear()
         if self.protocol.transport is not None:
             self.protocol.transport.abortConnection()  # type: ignore[attr-defined]
         else:
             self.connecting.cancel()
-        self.path.forget(self)
+        for probe in probes:
+            self.path.settle(probe, "error", detail=f"connection dropped: {why}")
 
     def lost(self, why: Failure) -> None:
         """
-        The connection ended: probes still on it were cut short.
+        The connection ended: probes still on it were cut short; with none
+        on it, the server closed it between probes (said, and the next
+        probe connects again).
         """
         if self.gone:
             return
         self.gone = True
+        self.path.forget(self)
+        probes = self.probes
+        self.outstanding.clear()
+        self.waiting.clear()
         detail = tls_failure(why) or _why(why)
-        for probe in self.probes:
+        if not probes and self.is_ready:
+            cause = "" if why.check(ConnectionDone) else f" ({detail})"
+            self.path.report_dropped(
+                f"connection closed by the server between probes{cause}"
+            )
+        for probe in probes:
             if probe.got:
                 closed = EchoClosedEarly(probe.got, len(probe.payload))
                 self.path.settle(probe, "corrupt", detail=f"cut short: {closed}")
@@ -261,9 +273,6 @@ class _Connection:
                     "error",
                     detail=self.path.hinted(f"connection lost: {detail}", probe),
                 )
-        self.outstanding.clear()
-        self.waiting.clear()
-        self.path.forget(self)
 
     def _failed(self, failure: Failure) -> None:
         """
@@ -272,11 +281,12 @@ class _Connection:
         if self.gone:
             return
         self.gone = True
-        status: Status = "refused" if failure.check(ConnectionRefusedError) else "error"
-        for probe in self.probes:
-            self.path.settle(probe, status, detail=f"cannot connect: {_why(failure)}")
-        self.waiting.clear()
         self.path.forget(self)
+        probes = self.probes
+        self.waiting.clear()
+        status: Status = "refused" if failure.check(ConnectionRefusedError) else "error"
+        for probe in probes:
+            self.path.settle(probe, status, detail=f"cannot connect: {_why(failure)}")
 
     def close(self) -> Deferred[None]:
         """
@@ -293,7 +303,7 @@ class _Connection:
             done: Deferred[None] = Deferred()
             done.callback(None)
             return done
-        if not self.protocol.closed.called:
+        if not self.protocol.closed.called and getattr(transport, "connected", True):
             self.protocol.abort_call = close_cleanly(transport, self.clock)
         return self.protocol.closed
 
@@ -403,6 +413,24 @@ class StreamPath:
                 address=self.address,
                 time=self.clock.seconds(),
                 detail=f"{len(data)} bytes came back that no probe sent",
+            )
+        )
+
+    def report_dropped(self, detail: str) -> None:
+        """
+        The server closed the connection with no probe on it: an error for
+        no probe (seq 0), not counted; the next probe connects again.
+        """
+        if self._stopped or self._report is None:
+            return
+        self._report(
+            ProbeResult(
+                seq=0,
+                status="error",
+                size=0,
+                address=self.address,
+                time=self.clock.seconds(),
+                detail=f"{detail}; reconnecting",
             )
         )
 

@@ -564,6 +564,26 @@ class StreamPathTests(SynchronousTestCase):
         protocol.dataReceived(b"def")
         self.assertEqual(self.statuses(), [(1, "corrupt"), (2, "ok")])
 
+    def test_closedBetweenProbes(self) -> None:
+        """
+        The server closing the connection between probes is said (an error
+        for no probe, not counted), and the next probe connects again.
+        """
+        path = self.path()
+        path.send(1, b"abc", self.results.append)
+        protocol, transport = self.accept()
+        protocol.dataReceived(b"abc")
+        transport.serverClosed()
+        self.assertEqual(self.statuses(), [(1, "ok"), (0, "error")])
+        self.assertEqual(
+            format_result(self.results[1]),
+            "error with 127.0.0.1:9000: no probe: connection closed by the server "
+            "between probes; reconnecting",
+        )
+        path.send(2, b"def", self.results.append)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.assertEqual(summarize(self.results).sent, 1)
+
     def test_refused(self) -> None:
         """
         A refused connection settles the probe as refused.

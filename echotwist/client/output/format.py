@@ -34,7 +34,7 @@ def format_result(result: ProbeResult, timestamps: bool = False) -> str:
     @return: its line.
     """
     where = result.address
-    seq = f"seq={result.seq}"
+    seq = f"seq={result.seq}" if result.seq else "no probe"
     times = ""
     if result.rtt is not None:
         times += f" time={ms(result.rtt)} ms"
