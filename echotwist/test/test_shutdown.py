@@ -279,6 +279,8 @@ class ThreadCallReactor(MemoryReactorClock):
 
     def __init__(self) -> None:
         super().__init__()
+        # Twisted 24.7's MemoryReactor starts out "stopped"; later ones don't.
+        self.hasStopped = False
         self.from_thread: list[Callable[[], object]] = []
 
     def callFromThread(self, function: Callable[[], object]) -> None:
