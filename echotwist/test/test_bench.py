@@ -15,6 +15,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -889,11 +890,18 @@ class StormFiguresTests(SynchronousTestCase):
 
     def test_processCPU(self) -> None:
         """
-        A process's CPU time comes from C{/proc/PID/stat}; none for no pid.
+        A process's CPU time is read finer than the 10 ms clock tick, so
+        that a millisecond of work shows; none for no pid.
         """
-        spent = storm.process_cpu(os.getpid())
-        assert spent is not None
-        self.assertGreater(spent, 0)
+        before = storm.process_cpu(os.getpid())
+        deadline = time.process_time() + 0.002
+        while time.process_time() < deadline:
+            pass
+        after = storm.process_cpu(os.getpid())
+        assert before is not None and after is not None
+        self.assertGreater(before, 0)
+        self.assertGreater(after - before, 0.001)
+        self.assertLess(after - before, 0.009)
         self.assertIsNone(storm.process_cpu(None))
         self.assertIsNone(storm.process_cpu(2**22 + 1))
 
