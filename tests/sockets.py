@@ -5,6 +5,7 @@ Plain blocking client sockets for the live tests, on loopback only.
 from __future__ import annotations
 
 import socket
+import subprocess
 
 HOST = "127.0.0.1"
 #: Seconds any single wait in the live tests may take before it fails:
@@ -76,3 +77,18 @@ def echo_once(port: int, data: bytes) -> bytes:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def listen_backlog(port: int) -> int:
+    """
+    @return: the listen queue length of the TCP socket listening on C{port}
+        (C{ss}'s Send-Q for a listening socket).
+    """
+    out = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TIMEOUT,
+    ).stdout
+    return int(out.split()[2])

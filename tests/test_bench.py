@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sockets import HOST
+from sockets import HOST, listen_backlog
 from twistd_support import LOOPBACK, Server, twistd_echo
 
 from echotwist.bench.load import Target
 from echotwist.bench.native import NativeUnavailable, build
+from echotwist.bench.servers import SERVERS, started
 from echotwist.bench.storm import native_conns
 
 
@@ -505,6 +506,23 @@ def test_compare(tmp_path: Path) -> None:
     assert all(r["echoed"] == 50 and r["workload"] == "storm:50" for r in storms)
     assert all(len(r["rounds"]) == 1 for r in found + storms)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "spec", [s for s in SERVERS if not s.no_storms], ids=lambda s: s.name
+)
+def test_compareSameBacklog(spec: Any) -> None:
+    """
+    Every server a storm is compared on listens with the same backlog as
+    C{twistd echo} (the system's C{somaxconn}): a shorter queue would
+    overflow first and make the comparison measure the queue.
+    """
+    if spec.missing():
+        pytest.skip(spec.missing())
+    with twistd_echo() as reference:
+        expected = listen_backlog(reference.port)
+    with started(spec) as running:
+        assert listen_backlog(running.port) == expected
 
 
 @pytest.mark.parametrize("driver", ["python", "native"])

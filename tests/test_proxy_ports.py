@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sockets import HOST, TIMEOUT, connect
+from sockets import HOST, TIMEOUT, connect, listen_backlog
 from test_workers import metrics_port, scrape, two_workers
 from twistd_support import LOOPBACK, environment, twistd_echo
 
@@ -49,21 +49,6 @@ def proxied_echo(port: int, header: bytes, data: bytes) -> bytes:
         sock.sendall(header + data)
         sock.shutdown(socket.SHUT_WR)
         return read_all(sock)
-
-
-def listen_backlog(port: int) -> int:
-    """
-    @return: the listen queue length of the TCP socket listening on C{port}
-        (C{ss}'s Send-Q for a listening socket).
-    """
-    out = subprocess.run(
-        ["ss", "-ltnH", f"sport = :{port}"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=TIMEOUT,
-    ).stdout
-    return int(out.split()[2])
 
 
 def test_echo_half_close_backlog(tmp_path: Path) -> None:

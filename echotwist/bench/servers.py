@@ -7,7 +7,8 @@ C{echotwist} is C{twistd echo} as it runs by default, on the echotwist-epoll
 reactor; C{echotwist-stock} is the same service on Twisted's own epoll
 reactor (C{twistd --reactor epoll echo}).  The others:
 Twisted's own L{twisted.protocols.wire.Echo}, an asyncio Protocol server and
-a uvloop one.
+a uvloop one, all listening with C{twistd echo}'s backlog (the system's
+C{somaxconn}), so that a storm meets the same queue on each.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from echotwist.server.options import DEFAULT_BACKLOG
 
 #: How long a server may take to start listening, in seconds.
 START_TIMEOUT = 30.0
@@ -168,7 +171,7 @@ class _AsyncioEcho(asyncio.Protocol):
 
 async def _serve_asyncio(port: int) -> None:
     server = await asyncio.get_running_loop().create_server(
-        _AsyncioEcho, "127.0.0.1", port, backlog=1024
+        _AsyncioEcho, "127.0.0.1", port, backlog=DEFAULT_BACKLOG
     )
     await server.serve_forever()
 
@@ -178,10 +181,10 @@ def _serve_wire(port: int) -> None:
     from twisted.internet.protocol import Factory
     from twisted.protocols.wire import Echo
 
-    # The backlog of echotwist and the asyncio servers here (Twisted's
-    # default, 50, would make a storm measure the queue, not the server).
+    # twistd echo's backlog, as the asyncio servers here (Twisted's default,
+    # 50, would make a storm measure the queue, not the server).
     endpoint = endpoints.serverFromString(
-        reactor, f"tcp:{port}:interface=127.0.0.1:backlog=1024"
+        reactor, f"tcp:{port}:interface=127.0.0.1:backlog={DEFAULT_BACKLOG}"
     )
     endpoint.listen(Factory.forProtocol(Echo))
     reactor.run()
