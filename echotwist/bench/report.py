@@ -331,7 +331,7 @@ def storm_table(rows: Sequence[StormRow], baseline: str | None) -> str:
             row.server,
             _fmt(r.seconds, 3),
             _fmt(r.connect_p50_ms, 3),
-            _fmt(r.connect_p99_ms, 1),
+            _fmt(r.connect_p99_ms, 3),
             _fmt(r.connect_max_ms, 1),
             str(r.slow_connects),
             "-" if r.listen_overflows is None else str(r.listen_overflows),

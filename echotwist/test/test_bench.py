@@ -43,10 +43,12 @@ from echotwist.bench.native import NativeUnavailable
 from echotwist.bench.options import Storm, Workload, parse, parser, program_name
 from echotwist.bench.report import (
     Row,
+    StormRow,
     describe_conns,
     error_notes,
     plot,
     ratios,
+    storm_table,
     table,
 )
 from echotwist.bench.servers import Running, ServerSpec
@@ -959,6 +961,27 @@ class StormFiguresTests(SynchronousTestCase):
         self.assertIn("1 took >= 1 s (SYN retransmissions)", text)
         self.assertIn("listen-queue overflows during the run: 1 ", text)
         self.assertIn("in 1.600 s", text)
+
+    def test_stormTableSubMillisecond(self) -> None:
+        """
+        The storm table gives connect p50 and p99 to the microsecond: on
+        loopback both are a few microseconds, which one decimal shows as 0.
+        """
+        line = storm.Timeline(
+            [0.0, 0.0], [0.000007, 0.000013], [0.001, 0.001], cpu=0.0, wall=0.01
+        )
+        result = storm.summarize(
+            line,
+            mode="storm",
+            rate=None,
+            driver="native",
+            net_before={},
+            net_after={},
+            server_cpu=(None, None, None),
+        )
+        text = storm_table([StormRow("storm:2", "x", result, (result,))], None)
+        self.assertIn(" 0.007 ", text)
+        self.assertIn(" 0.013 ", text)
 
 
 class SaturationTests(SynchronousTestCase):
