@@ -16,7 +16,6 @@ put on an open network, all of them Twisted machinery rather than our own:
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Callable
 from contextlib import suppress
@@ -74,9 +73,8 @@ def describe_peer(address: IAddress) -> str:
     host = getattr(address, "host", None)
     port = getattr(address, "port", None)
     if host is not None and port is not None:
-        if isinstance(host, str) and host.lower().startswith("::ffff:"):
-            with suppress(ValueError):
-                host = str(ipaddress.IPv6Address(host).ipv4_mapped or host)
+        if isinstance(host, str):
+            host = _unmapped(host)
         return repr((host, port))
     name = getattr(address, "name", "missing")
     if name is None:
@@ -84,6 +82,21 @@ def describe_peer(address: IAddress) -> str:
     if isinstance(name, bytes):
         return "unix:" + name.decode("utf-8", "replace")
     return repr(address)
+
+
+def _unmapped(host: str) -> str:
+    """
+    @param host: an IP address as text.
+    @return: the IPv4 address in an IPv4-mapped IPv6 one (C{::ffff:1.2.3.4},
+        the form the system gives), else C{host}.  (Plain string work: the
+        C{ipaddress} module's parse costs more than the rest of a
+        connection's set-up in Python.)
+    """
+    if host[:7].lower() == "::ffff:":
+        rest = host[7:]
+        if ":" not in rest and rest.count(".") == 3:
+            return rest
+    return host
 
 
 def _over_tcp(transport: ITransport) -> TypeGuard[ITCPTransport]:

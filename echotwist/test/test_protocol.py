@@ -597,6 +597,13 @@ class DescribePeerTests(SynchronousTestCase):
         self.assertEqual(describe_peer(mapped), "('127.0.0.1', 57854)")
         plain = IPv6Address("TCP", "::1", 57854)
         self.assertEqual(describe_peer(plain), "('::1', 57854)")
+        upper = IPv6Address("TCP", "::FFFF:10.0.0.1", 1)
+        self.assertEqual(describe_peer(upper), "('10.0.0.1', 1)")
+        # IPv4-translated and other ::ffff:-prefixed addresses are not mapped.
+        for other in ("::ffff:0:1.2.3.4", "::ffff:1:2", "::ffff:1.2.3"):
+            self.assertEqual(
+                describe_peer(IPv6Address("TCP", other, 1)), repr((other, 1))
+            )
 
     def test_unixUnnamed(self) -> None:
         """
