@@ -187,11 +187,15 @@ class Echo(Protocol, TimeoutMixin):
         them).
     @ivar proxy_header: the PROXY header the connection came with, set
         before it is connected (L{echotwist.server.proxy}), or L{None}.
+    @ivar peer_address: the peer's address as L{EchoFactory.buildProtocol}
+        was given it (the transport's C{getPeer()} would build it again), or
+        L{None} for a protocol built otherwise.
     """
 
     factory: EchoFactory
     log = Logger()
     proxy_header: ProxyHeader | None = None
+    peer_address: IAddress | None = None
     #: Whether echoes are written with L{send} (on a plain connection) rather
     #: than C{transport.write}; decided once the connection is made.
     _sends_directly = False
@@ -215,7 +219,7 @@ class Echo(Protocol, TimeoutMixin):
         factory = self.factory
         self._started = factory.clock.seconds()
         header = self.proxy_header
-        address = transport.getPeer()
+        address = self.peer_address or transport.getPeer()
         if header is None:
             self.peer = describe_peer(address)
             self._host = str(getattr(address, "host", self.peer))
@@ -500,6 +504,7 @@ class EchoFactory(Factory):
             self._refused_since_full += 1
             return RefusedEcho()
         protocol: Echo = super().buildProtocol(addr)  # type: ignore[assignment]
+        protocol.peer_address = addr
         return protocol
 
     def connection_opened(self, protocol: Echo) -> None:

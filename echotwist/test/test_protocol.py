@@ -167,6 +167,26 @@ class EchoTests(SynchronousTestCase):
             ],
         )
 
+    def test_peerFromBuildProtocol(self) -> None:
+        """
+        The peer is named from the address the factory was given (the
+        transport's C{getPeer()} is not asked to build it again); a protocol
+        built without the factory asks the transport.
+        """
+        given = IPv4Address("TCP", "192.0.2.1", 1)
+        with capturedLogs() as events:
+            protocol = self.factory.buildProtocol(given)
+            protocol.makeConnection(StringTransport(peerAddress=PEER))
+            alone = Echo()
+            alone.factory = self.factory
+            alone.makeConnection(StringTransport(peerAddress=PEER))
+        self.assertEqual(protocol.peer, "('192.0.2.1', 1)")
+        self.assertEqual(alone.peer, "('127.0.0.1', 57854)")
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["Connected by ('192.0.2.1', 1)", "Connected by ('127.0.0.1', 57854)"],
+        )
+
     def test_oneByte(self) -> None:
         """
         One byte is C{1 byte}, not C{1 bytes}.
