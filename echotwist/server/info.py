@@ -293,25 +293,13 @@ class InfoDatagramProtocol(EchoDatagramProtocol):
         """
         host, port = addr[0], addr[1]
         if refused_source_port(port):
-            self.dropped_refused_port += 1
-            self.datagrams_dropped += 1
+            self._drop("refused_port")
             return
         answer = self.answer(host, port)
         if len(answer) > len(datagram):
-            self.dropped_short += 1
-            self.datagrams_dropped += 1
+            self._drop("short")
             return
-        if not self._allow(host):
-            self.dropped_rate_limited += 1
-            self.datagrams_dropped += 1
-            return
-        try:
-            self.transport.write(answer, addr)  # type: ignore[union-attr]
-        except OSError:
-            self.dropped_send_failed += 1
-            self.datagrams_dropped += 1
-            return
-        self.datagrams_echoed += 1
+        self._reply(answer, addr)
 
     def answer(self, host: str, port: int) -> bytes:
         """

@@ -302,27 +302,48 @@ class EchoDatagramProtocol(DatagramProtocol):
         """
         host, port = addr[0], addr[1]
         if refused_source_port(port):
-            self.dropped_refused_port += 1
-            self.datagrams_dropped += 1
+            self._drop("refused_port")
             return
         now = self.clock.seconds()
         key = hash((host, port, datagram))
         if not self.repeats.allowed(key, now):
-            self.dropped_repeated += 1
-            self.datagrams_dropped += 1
+            self._drop("repeated")
             return
-        if not self._allow(host):
-            self.dropped_rate_limited += 1
-            self.datagrams_dropped += 1
-            return
+        if self._reply(datagram, addr):
+            self.repeats.answered(key, now)
+
+    def _drop(self, reason: str) -> None:
+        """
+        Count one datagram not answered, in C{datagrams_dropped} and in its
+        reason's own counter, so that every reason keeps the total right.
+
+        @param reason: the counter's name after C{dropped_} (C{"refused_port"},
+            C{"rate_limited"}, C{"send_failed"}, C{"repeated"}, or one a
+            subclass adds).
+        """
+        counter = "dropped_" + reason
+        setattr(self, counter, getattr(self, counter) + 1)
+        self.datagrams_dropped += 1
+
+    def _reply(self, payload: bytes, addr: tuple[str, int]) -> bool:
+        """
+        Send C{payload} to C{addr} unless its source is over its rate or the
+        OS will not send it, counting it echoed or dropped.
+
+        @param payload: what to send.
+        @param addr: the sender's C{(host, port)}.
+        @return: whether it was sent.
+        """
+        if not self._allow(addr[0]):
+            self._drop("rate_limited")
+            return False
         try:
-            self.transport.write(datagram, addr)  # type: ignore[union-attr]
+            self.transport.write(payload, addr)  # type: ignore[union-attr]
         except OSError:
-            self.dropped_send_failed += 1
-            self.datagrams_dropped += 1
-            return
-        self.repeats.answered(key, now)
+            self._drop("send_failed")
+            return False
         self.datagrams_echoed += 1
+        return True
 
     def _allow(self, host: str) -> bool:
         """
