@@ -400,6 +400,31 @@ def run_connections(
     return 0 if result.echoed == result.connections and not result.errors else 1
 
 
+def json_rows(
+    rows: Sequence[Row | StormRow],
+    found: Sequence[float | None],
+    figures: Sequence[str],
+) -> list[dict[str, Any]]:
+    """
+    C{--json}'s rows, load and storm alike.
+
+    @param rows: the rows, each with its rounds.
+    @param found: each row's ratio to the baseline (see L{ratios}).
+    @param figures: the figures each round gives, for spreads.
+    @return: each row's figures, its ratio, and its rounds' C{figures}.
+    """
+    return [
+        {
+            "workload": r.workload,
+            "server": r.server,
+            **r.result.as_dict(),
+            "vs_baseline": ratio,
+            "rounds": [{k: each.as_dict()[k] for k in figures} for each in r.rounds],
+        }
+        for r, ratio in zip(rows, found, strict=True)
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """
     Run the benchmark from the command line.
@@ -464,35 +489,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "notes": notes,
             "duration_s": options.duration,
             "baseline": baseline,
-            "rows": [
-                {
-                    "workload": r.workload,
-                    "server": r.server,
-                    **r.result.as_dict(),
-                    "vs_baseline": ratio,
-                    "rounds": [
-                        {k: each.as_dict()[k] for k in ROUND_FIGURES}
-                        for each in r.rounds
-                    ],
-                }
-                for r, ratio in zip(rows, ratios(rows, baseline), strict=True)
-            ],
+            "rows": json_rows(rows, ratios(rows, baseline), ROUND_FIGURES),
         }
         if options.compare:
             found = ratios(storm_rows, baseline, per_connection)
-            document["storms"] = [
-                {
-                    "workload": r.workload,
-                    "server": r.server,
-                    **r.result.as_dict(),
-                    "vs_baseline": ratio,
-                    "rounds": [
-                        {k: each.as_dict()[k] for k in STORM_ROUND_FIGURES}
-                        for each in r.rounds
-                    ],
-                }
-                for r, ratio in zip(storm_rows, found, strict=True)
-            ]
+            document["storms"] = json_rows(storm_rows, found, STORM_ROUND_FIGURES)
         print(json.dumps(document, indent=2))
     else:
         if rows:

@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -590,23 +591,8 @@ def run_conns(
         readings["net"] = listen_counters() if tcp else None
 
     before = process_cpu(server_pid)
-    if executable is not None:
-        line = native_conns(
-            executable,
-            target,
-            count,
-            rate,
-            size,
-            hold,
-            timeout,
-            progress,
-            done,
-            in_flight,
-        )
-    else:
-        line = python_conns(
-            target, count, rate, size, hold, timeout, progress, done, in_flight
-        )
+    conns = python_conns if executable is None else partial(native_conns, executable)
+    line = conns(target, count, rate, size, hold, timeout, progress, done, in_flight)
     if "cpu" not in readings:
         done()
     closed = settled_cpu(server_pid) if server_pid is not None else None

@@ -26,10 +26,10 @@ from typing import Protocol
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from echotwist.client.result import ProbeResult
+from echotwist.client.result import ProbeResult, Status
 from echotwist.client.stats import Summary, summarize
 
-__all__ = ["MIN_INTERVAL", "ProbePath", "Prober", "Report"]
+__all__ = ["MIN_INTERVAL", "BasePath", "ProbePath", "Prober", "Report", "cancel"]
 
 #: The shortest interval between probes, in seconds: shorter is a flood,
 #: not a probe.
@@ -62,6 +62,73 @@ class ProbePath(Protocol):
 
         @return: fires once closed.
         """
+
+
+def cancel(timer: IDelayedCall | None) -> None:
+    """
+    Cancel C{timer} if it is still pending (one that fired or was cancelled
+    can't be cancelled again).
+    """
+    if timer is not None and timer.active():
+        timer.cancel()
+
+
+class BasePath:
+    """
+    What the paths share: each result names the path's address and the time
+    it was reported, and none is reported once the path has stopped.
+
+    @ivar address: where the probes go, as result lines name it.
+    @ivar clock: the reactor's clock.
+    """
+
+    def __init__(self, clock: IReactorTime, address: str) -> None:
+        """
+        @param clock: the reactor's clock.
+        @param address: how lines name the path's server.
+        """
+        self.clock = clock
+        self.address = address
+        self._report: Report | None = None
+        self._stopped = False
+
+    def _result(
+        self,
+        seq: int,
+        status: Status,
+        size: int,
+        report: Report | None = None,
+        *,
+        rtt: float | None = None,
+        connect: float | None = None,
+        handshake: float | None = None,
+        reordered: bool = False,
+        detail: str = "",
+    ) -> None:
+        """
+        Report a result, unless the path has stopped or has nothing to
+        report to yet.
+
+        @param report: where to (by default, the last L{ProbePath.send}'s).
+        @param seq: see L{ProbeResult}, as are the other keywords.
+        """
+        report = self._report if report is None else report
+        if self._stopped or report is None:
+            return
+        report(
+            ProbeResult(
+                seq=seq,
+                status=status,
+                size=size,
+                address=self.address,
+                time=self.clock.seconds(),
+                rtt=rtt,
+                connect=connect,
+                handshake=handshake,
+                reordered=reordered,
+                detail=detail,
+            )
+        )
 
 
 class Prober:
@@ -138,8 +205,7 @@ class Prober:
         if self._stopping or self._done is None:
             return
         self._stopping = True
-        if self._next is not None and self._next.active():
-            self._next.cancel()
+        cancel(self._next)
         self._path.stop().addBoth(lambda _: self._finish())
 
     def _send_next(self) -> None:
@@ -179,8 +245,7 @@ class Prober:
         """
         Summarize, and fire the run's L{Deferred}.
         """
-        if self._deadline_call is not None and self._deadline_call.active():
-            self._deadline_call.cancel()
+        cancel(self._deadline_call)
         self.summary = summarize(self.results_so_far, len(self._pending))
         self._queue.put(None)
         assert self._done is not None

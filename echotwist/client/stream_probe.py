@@ -39,8 +39,8 @@ from echotwist.client.closing import close_cleanly
 from echotwist.client.errors import EchoClosedEarly, EchoMismatch, tls_failure
 from echotwist.client.hints import looks_like_tls, tls_hint
 from echotwist.client.oneshot import reason
-from echotwist.client.probe import Report
-from echotwist.client.result import ProbeResult, Status
+from echotwist.client.probe import BasePath, Report, cancel
+from echotwist.client.result import Status
 
 __all__ = ["StreamPath"]
 
@@ -232,11 +232,7 @@ class _Connection:
         """
         if self.gone:
             return
-        self.gone = True
-        self.path.forget(self)
-        probes = self.probes
-        self.outstanding.clear()
-        self.waiting.clear()
+        probes = self._end()
         if self.protocol.transport is not None:
             self.protocol.transport.abortConnection()  # type: ignore[attr-defined]
         else:
@@ -252,11 +248,7 @@ class _Connection:
         """
         if self.gone:
             return
-        self.gone = True
-        self.path.forget(self)
-        probes = self.probes
-        self.outstanding.clear()
-        self.waiting.clear()
+        probes = self._end()
         detail = tls_failure(why) or _why(why)
         if not probes and self.is_ready:
             cause = "" if why.check(ConnectionDone) else f" ({detail})"
@@ -280,13 +272,24 @@ class _Connection:
         """
         if self.gone:
             return
-        self.gone = True
-        self.path.forget(self)
-        probes = self.probes
-        self.waiting.clear()
+        probes = self._end()
         status: Status = "refused" if failure.check(ConnectionRefusedError) else "error"
         for probe in probes:
             self.path.settle(probe, status, detail=f"cannot connect: {_why(failure)}")
+
+    def _end(self) -> list[_Probe]:
+        """
+        The connection is gone (dropped, lost or never made): the next probe
+        connects again.
+
+        @return: the probes still on it, now off it, for the caller to settle.
+        """
+        self.gone = True
+        self.path.forget(self)
+        probes = self.probes
+        self.outstanding.clear()
+        self.waiting.clear()
+        return probes
 
     def close(self) -> Deferred[None]:
         """
@@ -316,11 +319,9 @@ def _why(failure: Failure) -> str:
     return reason(value) if isinstance(value, Exception) else str(value)
 
 
-class StreamPath:
+class StreamPath(BasePath):
     """
     Probes over any stream client endpoint.
-
-    @ivar address: where the probes go, as result lines name it.
     """
 
     def __init__(
@@ -344,9 +345,8 @@ class StreamPath:
         @param plain_tcp: for a plain TCP endpoint, its C{tcp:HOST:PORT}:
             failures that look like a TLS port then say so.
         """
-        self.clock = clock
+        super().__init__(clock, address)
         self.endpoint = endpoint
-        self.address = address
         self.timeout = timeout
         self.reconnect = reconnect
         self.mark = mark
@@ -354,8 +354,6 @@ class StreamPath:
         self._current: _Connection | None = None
         self._connections: set[_Connection] = set()
         self._closing: list[Deferred[None]] = []
-        self._stopped = False
-        self._report: Report | None = None
 
     def send(self, seq: int, payload: bytes, report: Report) -> None:
         """
@@ -382,20 +380,17 @@ class StreamPath:
         if probe.settled or self._stopped:
             return
         probe.settled = True
-        if probe.timer is not None and probe.timer.active():
-            probe.timer.cancel()
-        probe.report(
-            ProbeResult(
-                seq=probe.seq,
-                status=status,
-                size=len(probe.payload),
-                address=self.address,
-                time=self.clock.seconds(),
-                rtt=rtt,
-                connect=probe.connect if self.reconnect or status == "ok" else None,
-                handshake=probe.handshake if self.reconnect or status == "ok" else None,
-                detail=detail,
-            )
+        cancel(probe.timer)
+        timed = self.reconnect or status == "ok"
+        self._result(
+            probe.seq,
+            status,
+            len(probe.payload),
+            probe.report,
+            rtt=rtt,
+            connect=probe.connect if timed else None,
+            handshake=probe.handshake if timed else None,
+            detail=detail,
         )
 
     def report_extra(self, data: bytes) -> None:
@@ -403,17 +398,11 @@ class StreamPath:
         Bytes came back that no probe sent: a corrupt reply for no probe
         (seq 0).
         """
-        if self._stopped or self._report is None:
-            return
-        self._report(
-            ProbeResult(
-                seq=0,
-                status="corrupt",
-                size=len(data),
-                address=self.address,
-                time=self.clock.seconds(),
-                detail=f"{len(data)} bytes came back that no probe sent",
-            )
+        self._result(
+            0,
+            "corrupt",
+            len(data),
+            detail=f"{len(data)} bytes came back that no probe sent",
         )
 
     def report_dropped(self, detail: str) -> None:
@@ -421,18 +410,7 @@ class StreamPath:
         The server closed the connection with no probe on it: an error for
         no probe (seq 0), not counted; the next probe connects again.
         """
-        if self._stopped or self._report is None:
-            return
-        self._report(
-            ProbeResult(
-                seq=0,
-                status="error",
-                size=0,
-                address=self.address,
-                time=self.clock.seconds(),
-                detail=f"{detail}; reconnecting",
-            )
-        )
+        self._result(0, "error", 0, detail=f"{detail}; reconnecting")
 
     def hinted(self, detail: str, probe: _Probe) -> str:
         """
@@ -461,8 +439,7 @@ class StreamPath:
         closing = []
         for connection in list(self._connections):
             for probe in connection.probes:
-                if probe.timer is not None and probe.timer.active():
-                    probe.timer.cancel()
+                cancel(probe.timer)
             closing.append(connection.close())
         self._stopped = True
         done: Deferred[None] = DeferredList(closing).addCallback(lambda _: None)

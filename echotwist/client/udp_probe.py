@@ -31,8 +31,8 @@ from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import DatagramProtocol
 
-from echotwist.client.probe import Report
-from echotwist.client.result import ProbeResult, Status
+from echotwist.client.probe import BasePath, Report, cancel
+from echotwist.client.result import Status
 from echotwist.client.udp import RECEIVE_SIZE
 
 __all__ = ["HEADER", "MAX_PROBE", "UDPPath", "stamp"]
@@ -113,11 +113,9 @@ class _Socket(DatagramProtocol):
         self._path.port_lost(self, error)
 
 
-class UDPPath:
+class UDPPath(BasePath):
     """
     Probes over UDP to one address and port.
-
-    @ivar address: where the probes go, as result lines name it.
     """
 
     def __init__(
@@ -139,13 +137,15 @@ class UDPPath:
         @param bind: the source address (and port, unless C{spread}).
         @param mark: called with each socket's transport (to set its TOS).
         """
+        super().__init__(
+            reactor, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        )
         self.reactor = reactor
         self.host = host
         self.port = port
         self.timeout = timeout
         self.spread = spread
         self.mark = mark
-        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._interface, self._bind_port = bind or (
             "::" if ":" in host else "0.0.0.0",
             0,
@@ -153,9 +153,7 @@ class UDPPath:
         self._run = int.from_bytes(os.urandom(4), "big")
         self._sent: OrderedDict[int, _Sent] = OrderedDict()
         self._highest_answered = 0
-        self._report: Report | None = None
         self._listening: Any = None
-        self._stopped = False
 
     def _listen(self, protocol: _Socket) -> Any:
         """
@@ -279,21 +277,16 @@ class UDPPath:
         if sent.state != "pending" or self._stopped:
             return
         sent.state = "answered" if status in ("ok", "corrupt") else "given up"
-        if sent.timer is not None and sent.timer.active():
-            sent.timer.cancel()
+        cancel(sent.timer)
         self._close_port(sent)
         assert self._report is not None
-        self._report(
-            ProbeResult(
-                seq=sent.seq,
-                status=status,
-                size=len(sent.datagram),
-                address=self.address,
-                time=self.reactor.seconds(),
-                rtt=rtt,
-                reordered=reordered,
-                detail=detail,
-            )
+        self._result(
+            sent.seq,
+            status,
+            len(sent.datagram),
+            rtt=rtt,
+            reordered=reordered,
+            detail=detail,
         )
 
     def _extra(
@@ -302,18 +295,7 @@ class UDPPath:
         """
         Report a reply that does not settle a probe.
         """
-        if self._report is not None:
-            self._report(
-                ProbeResult(
-                    seq=seq,
-                    status=status,
-                    size=size,
-                    address=self.address,
-                    time=self.reactor.seconds(),
-                    rtt=rtt,
-                    detail=detail,
-                )
-            )
+        self._result(seq, status, size, rtt=rtt, detail=detail)
 
     def _close_port(self, sent: _Sent) -> None:
         """
@@ -331,8 +313,7 @@ class UDPPath:
         self._stopped = True
         closing = []
         for sent in self._sent.values():
-            if sent.timer is not None and sent.timer.active():
-                sent.timer.cancel()
+            cancel(sent.timer)
             if sent.port is not None:
                 sent.port.protocol.closing = True
                 closing.append(maybeDeferred(sent.port.stopListening))
