@@ -7,11 +7,15 @@ TCP urgent data is echoed in place, by one process and by workers.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sockets import HOST, TIMEOUT, connect, recv_exactly
 from twistd_support import twistd_echo
+from twisted.internet.interfaces import IProtocol
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Server
 from twisted.internet.testing import MemoryReactorClock
@@ -21,33 +25,54 @@ from twisted.protocols.policies import WrappingFactory
 from echotwist.server.protocol import EchoFactory
 
 
-def test_no_delay_over_tcp() -> None:
+@contextmanager
+def _accepted() -> Iterator[tuple[socket.socket, socket.socket, Any]]:
     """
-    An accepted TCP connection gets C{TCP_NODELAY} once the protocol is
-    connected, and still echoes.
+    A real loopback TCP connection, for a protocol to be connected to the
+    accepted side by hand (see L{_transport}).
+
+    @return: the client's socket, the accepted (non-blocking) socket, and
+        the client's address (as C{accept} gives it); all closed on exit.
     """
     listener = socket.create_server((HOST, 0))
     with listener, socket.create_connection(listener.getsockname()) as client:
         accepted, address = listener.accept()
         with accepted:
             accepted.setblocking(False)
-            protocol = EchoFactory(Clock()).buildProtocol(address)
-            assert protocol is not None
-            transport = Server(
-                accepted,
-                protocol,
-                address,
-                None,  # type: ignore[arg-type]
-                1,
-                MemoryReactorClock(),
-            )
-            nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
-            assert accepted.getsockopt(*nodelay) == 0
-            protocol.makeConnection(transport)
-            assert accepted.getsockopt(*nodelay) != 0
-            protocol.dataReceived(b"ping")
-            client.settimeout(TIMEOUT)
-            assert client.recv(4) == b"ping"
+            yield client, accepted, address
+
+
+def _transport(accepted: socket.socket, protocol: IProtocol, address: Any) -> Server:
+    """
+    @return: Twisted's own TCP server transport for C{protocol} over
+        C{accepted}, on a memory reactor (not yet connected to it).
+    """
+    return Server(
+        accepted,
+        protocol,
+        address,
+        None,  # type: ignore[arg-type]
+        1,
+        MemoryReactorClock(),
+    )
+
+
+def test_no_delay_over_tcp() -> None:
+    """
+    An accepted TCP connection gets C{TCP_NODELAY} once the protocol is
+    connected, and still echoes.
+    """
+    with _accepted() as (client, accepted, address):
+        protocol = EchoFactory(Clock()).buildProtocol(address)
+        assert protocol is not None
+        transport = _transport(accepted, protocol, address)
+        nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert accepted.getsockopt(*nodelay) == 0
+        protocol.makeConnection(transport)
+        assert accepted.getsockopt(*nodelay) != 0
+        protocol.dataReceived(b"ping")
+        client.settimeout(TIMEOUT)
+        assert client.recv(4) == b"ping"
 
 
 def test_unix_left_alone() -> None:
@@ -107,23 +132,12 @@ def test_urgent_inline_through_a_wrapper() -> None:
     A connection whose transport is a protocol wrapper (as TLS and the PROXY
     protocol put round it) still gets C{SO_OOBINLINE} on its TCP socket.
     """
-    listener = socket.create_server((HOST, 0))
-    with listener, socket.create_connection(listener.getsockname()):
-        accepted, address = listener.accept()
-        with accepted:
-            accepted.setblocking(False)
-            factory = WrappingFactory(EchoFactory(Clock()))
-            protocol = factory.buildProtocol(address)
-            assert protocol is not None
-            transport = Server(
-                accepted,
-                protocol,
-                address,
-                None,  # type: ignore[arg-type]
-                1,
-                MemoryReactorClock(),
-            )
-            inline = (socket.SOL_SOCKET, socket.SO_OOBINLINE)
-            assert accepted.getsockopt(*inline) == 0
-            protocol.makeConnection(transport)
-            assert accepted.getsockopt(*inline) != 0
+    with _accepted() as (_, accepted, address):
+        factory = WrappingFactory(EchoFactory(Clock()))
+        protocol = factory.buildProtocol(address)
+        assert protocol is not None
+        transport = _transport(accepted, protocol, address)
+        inline = (socket.SOL_SOCKET, socket.SO_OOBINLINE)
+        assert accepted.getsockopt(*inline) == 0
+        protocol.makeConnection(transport)
+        assert accepted.getsockopt(*inline) != 0
