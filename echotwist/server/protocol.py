@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 
     from echotwist.server.proxy import ProxyHeader
 
+#: The peer's name until it is known.
+_UNNAMED = "?"
 #: How much of each chunk C{--verbose} logs.
 VERBOSE_CHUNK_BYTES = 64
 
@@ -187,23 +189,18 @@ class Echo(Protocol, TimeoutMixin):
         them).
     @ivar proxy_header: the PROXY header the connection came with, set
         before it is connected (L{echotwist.server.proxy}), or L{None}.
-    @ivar peer_address: the peer's address as L{EchoFactory.buildProtocol}
-        was given it (the transport's C{getPeer()} would build it again), or
-        L{None} for a protocol built otherwise.
     """
 
     factory: EchoFactory
     log = Logger()
     proxy_header: ProxyHeader | None = None
-    peer_address: IAddress | None = None
     #: Whether echoes are written with L{send} (on a plain connection) rather
     #: than C{transport.write}; decided once the connection is made.
     _sends_directly = False
 
     def __init__(self) -> None:
         self.bytes_in = 0
-        self.peer = "?"
-        self._host = "?"
+        self.peer = self._host = _UNNAMED
         self._started = 0.0
         self._closing = False
 
@@ -219,12 +216,10 @@ class Echo(Protocol, TimeoutMixin):
         factory = self.factory
         self._started = factory.clock.seconds()
         header = self.proxy_header
-        address = self.peer_address or transport.getPeer()
-        if header is None:
-            self.peer = describe_peer(address)
-            self._host = str(getattr(address, "host", self.peer))
-        else:
+        if header is not None:
             self.peer = self._host = header.describe()
+        elif self._host is _UNNAMED:
+            self.name_peer(transport.getPeer())
         transport.registerProducer(transport, True)  # type: ignore[attr-defined]
         if not options_inherited(transport):
             # (Where the listening socket had them, this socket has them.)
@@ -246,6 +241,17 @@ class Echo(Protocol, TimeoutMixin):
         factory.connection_opened(self)
         if factory.connection_log.made(self._host):
             self.log.info("Connected by {peer}", peer=self.peer)
+
+    def name_peer(self, address: IAddress) -> None:
+        """
+        Name the peer (L{describe_peer}) and its host, from the address
+        L{EchoFactory.buildProtocol} was given, or else the transport's
+        C{getPeer()} (which builds that address again).
+
+        @param address: the peer's address.
+        """
+        self.peer = describe_peer(address)
+        self._host = str(getattr(address, "host", self.peer))
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -504,7 +510,7 @@ class EchoFactory(Factory):
             self._refused_since_full += 1
             return RefusedEcho()
         protocol: Echo = super().buildProtocol(addr)  # type: ignore[assignment]
-        protocol.peer_address = addr
+        protocol.name_peer(addr)
         return protocol
 
     def connection_opened(self, protocol: Echo) -> None:
