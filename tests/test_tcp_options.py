@@ -10,12 +10,11 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sockets import HOST, TIMEOUT, connect, recv_exactly
 from twistd_support import twistd_echo
-from twisted.internet.interfaces import IProtocol
+from twisted.internet.interfaces import IProtocol, IProtocolFactory
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Server
 from twisted.internet.testing import MemoryReactorClock
@@ -26,35 +25,37 @@ from echotwist.server.protocol import EchoFactory
 
 
 @contextmanager
-def _accepted() -> Iterator[tuple[socket.socket, socket.socket, Any]]:
+def _set_on_connect(
+    factory: IProtocolFactory, level: int, option: int
+) -> Iterator[tuple[socket.socket, IProtocol]]:
     """
-    A real loopback TCP connection, for a protocol to be connected to the
-    accepted side by hand (see L{_transport}).
+    Connect a protocol of C{factory} by hand to the accepted side of a real
+    loopback TCP connection, through Twisted's own TCP server transport (on
+    a memory reactor), asserting that the socket option was off before and
+    is on after.
 
-    @return: the client's socket, the accepted (non-blocking) socket, and
-        the client's address (as C{accept} gives it); all closed on exit.
+    @return: the client's socket and the connected protocol; all closed on
+        exit.
     """
     listener = socket.create_server((HOST, 0))
     with listener, socket.create_connection(listener.getsockname()) as client:
         accepted, address = listener.accept()
         with accepted:
             accepted.setblocking(False)
-            yield client, accepted, address
-
-
-def _transport(accepted: socket.socket, protocol: IProtocol, address: Any) -> Server:
-    """
-    @return: Twisted's own TCP server transport for C{protocol} over
-        C{accepted}, on a memory reactor (not yet connected to it).
-    """
-    return Server(
-        accepted,
-        protocol,
-        address,
-        None,  # type: ignore[arg-type]
-        1,
-        MemoryReactorClock(),
-    )
+            protocol = factory.buildProtocol(address)
+            assert protocol is not None
+            transport = Server(
+                accepted,
+                protocol,
+                address,
+                None,  # type: ignore[arg-type]
+                1,
+                MemoryReactorClock(),
+            )
+            assert accepted.getsockopt(level, option) == 0
+            protocol.makeConnection(transport)
+            assert accepted.getsockopt(level, option) != 0
+            yield client, protocol
 
 
 def test_no_delay_over_tcp() -> None:
@@ -62,14 +63,9 @@ def test_no_delay_over_tcp() -> None:
     An accepted TCP connection gets C{TCP_NODELAY} once the protocol is
     connected, and still echoes.
     """
-    with _accepted() as (client, accepted, address):
-        protocol = EchoFactory(Clock()).buildProtocol(address)
-        assert protocol is not None
-        transport = _transport(accepted, protocol, address)
-        nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
-        assert accepted.getsockopt(*nodelay) == 0
-        protocol.makeConnection(transport)
-        assert accepted.getsockopt(*nodelay) != 0
+    factory = EchoFactory(Clock())
+    nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    with _set_on_connect(factory, *nodelay) as (client, protocol):
         protocol.dataReceived(b"ping")
         client.settimeout(TIMEOUT)
         assert client.recv(4) == b"ping"
@@ -132,12 +128,6 @@ def test_urgent_inline_through_a_wrapper() -> None:
     A connection whose transport is a protocol wrapper (as TLS and the PROXY
     protocol put round it) still gets C{SO_OOBINLINE} on its TCP socket.
     """
-    with _accepted() as (_, accepted, address):
-        factory = WrappingFactory(EchoFactory(Clock()))
-        protocol = factory.buildProtocol(address)
-        assert protocol is not None
-        transport = _transport(accepted, protocol, address)
-        inline = (socket.SOL_SOCKET, socket.SO_OOBINLINE)
-        assert accepted.getsockopt(*inline) == 0
-        protocol.makeConnection(transport)
-        assert accepted.getsockopt(*inline) != 0
+    factory = WrappingFactory(EchoFactory(Clock()))
+    with _set_on_connect(factory, socket.SOL_SOCKET, socket.SO_OOBINLINE):
+        pass
