@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,36 @@ def rows(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     """
     found: list[dict[str, Any]] = json.loads(result.stdout)["rows"]
     return found
+
+
+def measured(server: Server) -> list[str]:
+    """
+    @return: the options that load C{server} and measure its CPU time.
+    """
+    return [
+        "--connect",
+        f"tcp:{HOST}:{server.port}",
+        "--server-pid",
+        str(server.process.pid),
+    ]
+
+
+@contextmanager
+def serving(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
+    """
+    A threaded TCP server on L{HOST} whose connections C{handler} serves
+    (one that misbehaves), shut down on exit.
+
+    @return: its port.
+    """
+    with socketserver.ThreadingTCPServer((HOST, 0), handler) as server:
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield server.server_address[1]
+        finally:
+            server.shutdown()
 
 
 @pytest.fixture
@@ -132,9 +163,7 @@ def test_burst(server: Server) -> None:
     C{--burst} opens the connections, each gets its byte back, and the
     server's memory per connection is reported.
     """
-    target = f"tcp:{HOST}:{server.port}"
-    pid = str(server.process.pid)
-    result = bench("--connect", target, "--burst", "50", "--server-pid", pid)
+    result = bench(*measured(server), "--burst", "50")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("50 of 50 connections accepted and echoed in ")
     assert "server memory per idle connection: " in result.stdout
@@ -158,27 +187,20 @@ def test_wrongEchoIsAnError(driver: str) -> None:
     """
     if driver == "native":
         native_or_skip()
-    with socketserver.ThreadingTCPServer((HOST, 0), _Corrupting) as wrong:
-        wrong.daemon_threads = True
-        thread = threading.Thread(target=wrong.serve_forever, daemon=True)
-        thread.start()
-        try:
-            port = wrong.server_address[1]
-            result = bench(
-                "--connect",
-                f"tcp:{HOST}:{port}",
-                "--connections",
-                "2",
-                "--size",
-                "100",
-                "--duration",
-                "0.3",
-                "--driver",
-                driver,
-                "--json",
-            )
-        finally:
-            wrong.shutdown()
+    with serving(_Corrupting) as port:
+        result = bench(
+            "--connect",
+            f"tcp:{HOST}:{port}",
+            "--connections",
+            "2",
+            "--size",
+            "100",
+            "--duration",
+            "0.3",
+            "--driver",
+            driver,
+            "--json",
+        )
     assert result.returncode == 1
     [row] = rows(result)
     assert row["errors"] == 2
@@ -230,16 +252,13 @@ def test_drivers(server: Server, driver: str) -> None:
     if driver == "native":
         native_or_skip()
     result = bench(
-        "--connect",
-        f"tcp:{HOST}:{server.port}",
+        *measured(server),
         "--connections",
         "20",
         "--size",
         "1K",
         "--duration",
         "0.5",
-        "--server-pid",
-        str(server.process.pid),
         "--driver",
         driver,
         "--json",
@@ -266,14 +285,11 @@ def test_driversSameFigures(server: Server) -> None:
     outputs = []
     for driver in ("python", "native"):
         result = bench(
-            "--connect",
-            f"tcp:{HOST}:{server.port}",
+            *measured(server),
             "--connections",
             "4",
             "--duration",
             "2.2",
-            "--server-pid",
-            str(server.process.pid),
             "--driver",
             driver,
         )
@@ -301,14 +317,11 @@ def test_storm(server: Server, driver: str, in_flight: str) -> None:
     if driver == "native":
         native_or_skip()
     result = bench(
-        "--connect",
-        f"tcp:{HOST}:{server.port}",
+        *measured(server),
         "--storm",
         "300",
         "--storm-in-flight",
         in_flight,
-        "--server-pid",
-        str(server.process.pid),
         "--driver",
         driver,
         "--json",
@@ -368,26 +381,19 @@ def test_noEcho(driver: str) -> None:
     """
     if driver == "native":
         native_or_skip()
-    with socketserver.ThreadingTCPServer((HOST, 0), _Silent) as silent:
-        silent.daemon_threads = True
-        thread = threading.Thread(target=silent.serve_forever, daemon=True)
-        thread.start()
-        try:
-            port = silent.server_address[1]
-            start = time.monotonic()
-            result = bench(
-                "--connect",
-                f"tcp:{HOST}:{port}",
-                "--connections",
-                "2",
-                "--duration",
-                "60",
-                "--driver",
-                driver,
-            )
-            took = time.monotonic() - start
-        finally:
-            silent.shutdown()
+    with serving(_Silent) as port:
+        start = time.monotonic()
+        result = bench(
+            "--connect",
+            f"tcp:{HOST}:{port}",
+            "--connections",
+            "2",
+            "--duration",
+            "60",
+            "--driver",
+            driver,
+        )
+        took = time.monotonic() - start
     assert result.returncode == 1
     assert "no echo from the server within 3 s" in result.stdout
     assert took < 30

@@ -62,14 +62,29 @@ def _taken(kind: socket.SocketKind) -> Iterator[int]:
         yield holder.getsockname()[1]
 
 
-def _tcp_in_use(stack: ExitStack, directory: Path) -> Case:
-    port = stack.enter_context(_taken(socket.SOCK_STREAM))
-    value = f"tcp:{port}:interface={HOST}"
-    return Case(
-        ["--port", value],
-        f"--port '{value}': Address already in use",
-        [],
-    )
+def _in_use(option: str, kind: socket.SocketKind) -> Callable[[ExitStack, Path], Case]:
+    """
+    @param option: the listener's option; any but C{--port} goes with a
+        C{--port} on a free port.
+    @param kind: C{SOCK_STREAM} for an option that takes a stream endpoint,
+        C{SOCK_DGRAM} for one that takes a UDP C{HOST:PORT}.
+    @return: the case of C{option} on a port that a socket of C{kind} holds.
+    """
+
+    def case(stack: ExitStack, directory: Path) -> Case:
+        port = stack.enter_context(_taken(kind))
+        if kind == socket.SOCK_STREAM:
+            value = f"tcp:{port}:interface={HOST}"
+        else:
+            value = f"{HOST}:{port}"
+        serving = [] if option == "--port" else ["--port", f"tcp:0:interface={HOST}"]
+        return Case(
+            [*serving, option, value],
+            f"{option} '{value}': Address already in use",
+            [],
+        )
+
+    return case
 
 
 def _unix_missing_directory(stack: ExitStack, directory: Path) -> Case:
@@ -118,55 +133,17 @@ def _systemd_not_passed(stack: ExitStack, directory: Path) -> Case:
     )
 
 
-def _metrics_in_use(stack: ExitStack, directory: Path) -> Case:
-    port = stack.enter_context(_taken(socket.SOCK_STREAM))
-    value = f"tcp:{port}:interface={HOST}"
-    return Case(
-        ["--port", f"tcp:0:interface={HOST}", "--metrics", value],
-        f"--metrics '{value}': Address already in use",
-        [],
-    )
-
-
-def _udp_in_use(stack: ExitStack, directory: Path) -> Case:
-    port = stack.enter_context(_taken(socket.SOCK_DGRAM))
-    return Case(
-        ["--port", f"tcp:0:interface={HOST}", "--udp", f"{HOST}:{port}"],
-        f"--udp '{HOST}:{port}': Address already in use",
-        [],
-    )
-
-
-def _info_in_use(stack: ExitStack, directory: Path) -> Case:
-    port = stack.enter_context(_taken(socket.SOCK_STREAM))
-    value = f"tcp:{port}:interface={HOST}"
-    return Case(
-        ["--port", f"tcp:0:interface={HOST}", "--info", value],
-        f"--info '{value}': Address already in use",
-        [],
-    )
-
-
-def _info_udp_in_use(stack: ExitStack, directory: Path) -> Case:
-    port = stack.enter_context(_taken(socket.SOCK_DGRAM))
-    return Case(
-        ["--port", f"tcp:0:interface={HOST}", "--info-udp", f"{HOST}:{port}"],
-        f"--info-udp '{HOST}:{port}': Address already in use",
-        [],
-    )
-
-
 CASES: dict[str, Callable[[ExitStack, Path], Case]] = {
-    "tcp": _tcp_in_use,
+    "tcp": _in_use("--port", socket.SOCK_STREAM),
     "unix-missing": _unix_missing_directory,
     "unix-unwritable": _unix_unwritable_directory,
     "workers-unix-missing": _workers_unix_missing_directory,
     "tls-files": _tls_files_missing,
     "systemd": _systemd_not_passed,
-    "metrics": _metrics_in_use,
-    "udp": _udp_in_use,
-    "info": _info_in_use,
-    "info-udp": _info_udp_in_use,
+    "metrics": _in_use("--metrics", socket.SOCK_STREAM),
+    "udp": _in_use("--udp", socket.SOCK_DGRAM),
+    "info": _in_use("--info", socket.SOCK_STREAM),
+    "info-udp": _in_use("--info-udp", socket.SOCK_DGRAM),
 }
 
 

@@ -7,11 +7,14 @@ TCP urgent data is echoed in place, by one process and by workers.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sockets import HOST, TIMEOUT, connect, recv_exactly
 from twistd_support import twistd_echo
+from twisted.internet.interfaces import IProtocol, IProtocolFactory
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Server
 from twisted.internet.testing import MemoryReactorClock
@@ -21,17 +24,25 @@ from twisted.protocols.policies import WrappingFactory
 from echotwist.server.protocol import EchoFactory
 
 
-def test_no_delay_over_tcp() -> None:
+@contextmanager
+def _set_on_connect(
+    factory: IProtocolFactory, level: int, option: int
+) -> Iterator[tuple[socket.socket, IProtocol]]:
     """
-    An accepted TCP connection gets C{TCP_NODELAY} once the protocol is
-    connected, and still echoes.
+    Connect a protocol of C{factory} by hand to the accepted side of a real
+    loopback TCP connection, through Twisted's own TCP server transport (on
+    a memory reactor), asserting that the socket option was off before and
+    is on after.
+
+    @return: the client's socket and the connected protocol; all closed on
+        exit.
     """
     listener = socket.create_server((HOST, 0))
     with listener, socket.create_connection(listener.getsockname()) as client:
         accepted, address = listener.accept()
         with accepted:
             accepted.setblocking(False)
-            protocol = EchoFactory(Clock()).buildProtocol(address)
+            protocol = factory.buildProtocol(address)
             assert protocol is not None
             transport = Server(
                 accepted,
@@ -41,13 +52,23 @@ def test_no_delay_over_tcp() -> None:
                 1,
                 MemoryReactorClock(),
             )
-            nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
-            assert accepted.getsockopt(*nodelay) == 0
+            assert accepted.getsockopt(level, option) == 0
             protocol.makeConnection(transport)
-            assert accepted.getsockopt(*nodelay) != 0
-            protocol.dataReceived(b"ping")
-            client.settimeout(TIMEOUT)
-            assert client.recv(4) == b"ping"
+            assert accepted.getsockopt(level, option) != 0
+            yield client, protocol
+
+
+def test_no_delay_over_tcp() -> None:
+    """
+    An accepted TCP connection gets C{TCP_NODELAY} once the protocol is
+    connected, and still echoes.
+    """
+    factory = EchoFactory(Clock())
+    nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    with _set_on_connect(factory, *nodelay) as (client, protocol):
+        protocol.dataReceived(b"ping")
+        client.settimeout(TIMEOUT)
+        assert client.recv(4) == b"ping"
 
 
 def test_unix_left_alone() -> None:
@@ -107,23 +128,6 @@ def test_urgent_inline_through_a_wrapper() -> None:
     A connection whose transport is a protocol wrapper (as TLS and the PROXY
     protocol put round it) still gets C{SO_OOBINLINE} on its TCP socket.
     """
-    listener = socket.create_server((HOST, 0))
-    with listener, socket.create_connection(listener.getsockname()):
-        accepted, address = listener.accept()
-        with accepted:
-            accepted.setblocking(False)
-            factory = WrappingFactory(EchoFactory(Clock()))
-            protocol = factory.buildProtocol(address)
-            assert protocol is not None
-            transport = Server(
-                accepted,
-                protocol,
-                address,
-                None,  # type: ignore[arg-type]
-                1,
-                MemoryReactorClock(),
-            )
-            inline = (socket.SOL_SOCKET, socket.SO_OOBINLINE)
-            assert accepted.getsockopt(*inline) == 0
-            protocol.makeConnection(transport)
-            assert accepted.getsockopt(*inline) != 0
+    factory = WrappingFactory(EchoFactory(Clock()))
+    with _set_on_connect(factory, socket.SOL_SOCKET, socket.SO_OOBINLINE):
+        pass

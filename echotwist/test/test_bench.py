@@ -189,7 +189,26 @@ class ParseTargetTests(SynchronousTestCase):
             self.assertRaises(ValueError, parse_target, bad)
 
 
-class OptionsTests(SynchronousTestCase):
+class UsageErrorTestCase(SynchronousTestCase):
+    """
+    A test case that can assert that options are a usage error.
+    """
+
+    def assertUsageError(self, argv: list[str], text: str) -> None:
+        """
+        Assert that C{argv} exits with status 2 and one error line
+        containing C{text}.
+        """
+        err = io.StringIO()
+        with redirect_stderr(err), self.assertRaises(SystemExit) as raised:
+            parse(argv)
+        self.assertEqual(raised.exception.code, 2, argv)
+        last = err.getvalue().splitlines()[-1]
+        self.assertIn("error:", last)
+        self.assertIn(text, last)
+
+
+class OptionsTests(UsageErrorTestCase):
     """
     Tests for L{echotwist.bench.options.parse} and the worker split.
     """
@@ -243,24 +262,7 @@ class OptionsTests(SynchronousTestCase):
             ["--compare", "--burst", "10"],
             ["--connect", "tcp:h:1", "--burst", "0"],
         ):
-            err = io.StringIO()
-            with redirect_stderr(err), self.assertRaises(SystemExit) as raised:
-                parse(argv)
-            self.assertEqual(raised.exception.code, 2, argv)
-            self.assertIn("error:", err.getvalue().splitlines()[-1])
-
-    def assertUsageError(self, argv: list[str], text: str) -> None:
-        """
-        Assert that C{argv} exits with status 2 and one error line
-        containing C{text}.
-        """
-        err = io.StringIO()
-        with redirect_stderr(err), self.assertRaises(SystemExit) as raised:
-            parse(argv)
-        self.assertEqual(raised.exception.code, 2, argv)
-        last = err.getvalue().splitlines()[-1]
-        self.assertIn("error:", last)
-        self.assertIn(text, last)
+            self.assertUsageError(argv, "error:")
 
     def test_psutilMissing(self) -> None:
         """
@@ -618,23 +620,10 @@ class HelpTests(SynchronousTestCase):
         self.assertEqual(out.getvalue(), f"echotwist-bench {__version__}\n")
 
 
-class NewOptionsTests(SynchronousTestCase):
+class NewOptionsTests(UsageErrorTestCase):
     """
     Tests for the storm, connect-rate, driver and plot options.
     """
-
-    def assertUsageError(self, argv: list[str], text: str) -> None:
-        """
-        Assert that C{argv} exits with status 2 and one error line
-        containing C{text}.
-        """
-        err = io.StringIO()
-        with redirect_stderr(err), self.assertRaises(SystemExit) as raised:
-            parse(argv)
-        self.assertEqual(raised.exception.code, 2, argv)
-        last = err.getvalue().splitlines()[-1]
-        self.assertIn("error:", last)
-        self.assertIn(text, last)
 
     def test_plotMissingFolder(self) -> None:
         """
