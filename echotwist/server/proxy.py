@@ -61,7 +61,6 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -775,7 +774,8 @@ class HeaderBeforeTLS:
     rather than the other way round.
 
     The C{ssl:} endpoint calls its reactor's C{listenSSL}; Twisted's
-    reactors listen on TCP with a L{TLSMemoryBIOFactory} round the factory.
+    reactors listen on TCP with a
+    L{twisted.protocols.tls.TLSMemoryBIOFactory} round the factory.
     This one puts the PROXY reader round that, so that after the header the
     connection goes to TLS and TLS to the served protocol.  Everything else
     is the real reactor's.
@@ -805,6 +805,10 @@ class HeaderBeforeTLS:
 
         @see: L{twisted.internet.interfaces.IReactorSSL.listenSSL}
         """
+        # Imported here, not at the top: twisted.protocols.tls needs pyOpenSSL
+        # (the tls extra), and the service must start without it.
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
         tls = TLSMemoryBIOFactory(contextFactory, False, factory)
         listening: IListeningPort = self._reactor.listenTCP(
             port, self._settings.wrap(tls), backlog, interface
