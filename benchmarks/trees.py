@@ -107,10 +107,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5)
     args = parser.parse_args()
-    trees = [
-        (name, Path(path).resolve())
-        for name, path in (t.split("=", 1) for t in args.tree)
-    ]
+    trees = []
+    for tree in args.tree:
+        name, equals, path = tree.partition("=")
+        if not (name and equals and path):
+            parser.error(f"--tree {tree!r}: give NAME=PATH")
+        if not (Path(path) / ".venv" / "bin" / "twistd").exists():
+            parser.error(f"--tree {tree!r}: no .venv/bin/twistd under {path}")
+        trees.append((name, Path(path).resolve()))
     ratios: dict[tuple[str, str], list[float]] = defaultdict(list)
     log = Path(tempfile.mkdtemp()) / "twistd.log"
     print("round  workload  tree          echoes/s  srv us/echo  srv %")

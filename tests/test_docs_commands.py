@@ -261,10 +261,18 @@ HOW: dict[str, Server | Client | NotRun] = {
         "starts its own servers and takes about a minute; tests/test_bench.py"
         " runs a short --compare with a storm"
     ),
-    "python -m echotwist.bench --compare --duration 2 --rounds 5 --plot "
-    "docs/bench.png": NotRun(
-        "takes about 10 minutes and rewrites docs/bench.png; tests/test_bench.py"
+    "python -m echotwist.bench --compare --workloads "
+    "100x1K,1000x1K,100x64K,storm:10000 --servers "
+    "echotwist,echotwist-stock,twisted-wire,asyncio,uvloop --duration 5 --rounds 3"
+    " --plot docs/bench.png": NotRun(
+        "takes about 8 minutes and rewrites docs/bench.png; tests/test_bench.py"
         " runs a short --compare"
+    ),
+    "python benchmarks/trees.py --tree before=/tmp/before --tree after=. "
+    "--workloads 100x1K,1000x1K --rounds 5 --duration 5": NotRun(
+        "needs a second checkout with its own virtual environment, and takes"
+        " about 4 minutes; tests/test_benchmarks.py runs it on this tree"
+        " against itself for one short round"
     ),
     "python benchmarks/scaling.py --workers 1,2,4,8 --clients 8 --connections 32"
     " --seconds 10": NotRun("needs 16 cores; the 2-worker run below is run"),
