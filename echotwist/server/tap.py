@@ -200,7 +200,7 @@ def makeService(config: Options) -> MultiService:
             service
         )
     # Last, so that it freezes what the others built as they started.
-    CollectorTuning().setServiceParent(service)
+    CollectorTuning(reactor).setServiceParent(service)
     return service
 
 

@@ -4,6 +4,7 @@ Tests for L{echotwist.server.collector}.
 
 from __future__ import annotations
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.server.collector import YOUNG_THRESHOLD, CollectorTuning
@@ -43,20 +44,26 @@ class CollectorTuningTests(SynchronousTestCase):
         Building the service changes nothing.
         """
         fake = FakeCollector()
-        CollectorTuning(fake)
+        clock = Clock()
+        CollectorTuning(clock, fake)
+        clock.advance(1)
         self.assertEqual(fake.calls, [])
 
     def test_started(self) -> None:
         """
-        Once started, what start-up left behind is collected, the rest
-        frozen, and the youngest generation's threshold raised, the older
-        two kept.
+        Once started, on the reactor's first pass (not before: the reactor
+        has not set its signal handlers yet), what start-up left behind is
+        collected, the rest frozen, and the youngest generation's threshold
+        raised, the older two kept.
         """
         fake = FakeCollector()
         fake.threshold = (700, 11, 12)
-        service = CollectorTuning(fake)
+        clock = Clock()
+        service = CollectorTuning(clock, fake)
         service.startService()
         self.assertTrue(service.running)
+        self.assertEqual(fake.calls, [])
+        clock.advance(0)
         self.assertEqual(
             fake.calls,
             [("collect",), ("freeze",), ("set_threshold", YOUNG_THRESHOLD, 11, 12)],
