@@ -6,10 +6,11 @@ before it, on the same machine, at the same time).
 
 For each round and workload, every tree's server is started in turn
 (rotating the order each round), loaded by the bench's native driver for
-C{--duration} seconds, and stopped.  Printed per run: echoes/s, the
-server's CPU time per echo and its share of a core (only a run near 100 %
-measures the server rather than the load generator); then, per workload,
-the median of each tree's per-round ratio to the first tree's.
+C{--duration} seconds (or stormed, for a C{storm:N} workload), and stopped.
+Printed per run: echoes/s, the server's CPU time per echo and its share of
+a core, only a run near 100 % measuring the server rather than the load
+generator (for a storm: connections/s and CPU per connection); then, per
+workload, the median of each tree's per-round ratio to the first tree's.
 
 Run: C{python benchmarks/trees.py --tree before=/tmp/before --tree
 after=. [--workloads 100x1K,1000x1K] [--rounds 5] [--duration 5]}.
@@ -67,11 +68,18 @@ def start(tree: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 def load(port: int, pid: int, workload: str, duration: float) -> dict[str, float]:
     """
-    Load the server with the bench's native driver.
+    Load the server with the bench's native driver: ping-pong (C{CxS}) or a
+    storm (C{storm:N}).
 
-    @return: the bench's row for the run.
+    @return: the bench's row for the run (for a storm: connections echoed
+        a second, and server CPU per connection as per echo).
     """
-    connections, size = workload.split("x")
+    if workload.startswith("storm:"):
+        how = ["--storm", workload.removeprefix("storm:")]
+    else:
+        connections, size = workload.split("x")
+        how = ["--connections", connections, "--size", size]
+        how += ["--duration", str(duration)]
     out = subprocess.run(
         [
             sys.executable,
@@ -81,12 +89,7 @@ def load(port: int, pid: int, workload: str, duration: float) -> dict[str, float
             f"tcp:127.0.0.1:{port}",
             "--server-pid",
             str(pid),
-            "--connections",
-            connections,
-            "--size",
-            size,
-            "--duration",
-            str(duration),
+            *how,
             "--driver",
             "native",
             "--interval",
@@ -96,7 +99,14 @@ def load(port: int, pid: int, workload: str, duration: float) -> dict[str, float
         check=True,
         capture_output=True,
     )
-    row: dict[str, float] = json.loads(out.stdout)["rows"][0]
+    found = json.loads(out.stdout)
+    if "rows" not in found:  # a storm
+        return {
+            "echoes_per_s": found["accepted_per_s"],
+            "server_us_per_echo": found["server_us_per_connection"],
+            "server_share": found["server_share"],
+        }
+    row: dict[str, float] = found["rows"][0]
     return row
 
 

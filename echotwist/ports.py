@@ -9,6 +9,8 @@ and a client, which can't connect to port 0, says so in its own words
 
 from __future__ import annotations
 
+import argparse
+
 #: The largest TCP or UDP port number.
 MAX_PORT = 65535
 
@@ -49,3 +51,21 @@ def connect_zero(text: object = "0") -> str:
     return (
         f"{str(text)!r} is not a port to connect to: 0 means any free port to a server"
     )
+
+
+def connect_port(text: str) -> int:
+    """
+    Read a client's server port from the command line (an C{argparse}
+    type).
+
+    @param text: the argument as typed.
+    @return: the port, 1 to 65535 (port 0 is "any free port" to a server,
+        and no server can be reached on it).
+    @raise argparse.ArgumentTypeError: if C{text} is not such a number.
+    """
+    port = port_number(text)
+    if port is None or not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(not_a_port(text))
+    if port == 0:
+        raise argparse.ArgumentTypeError(connect_zero(text))
+    return port

@@ -67,6 +67,20 @@ def rows(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     return found
 
 
+def short_run(server: Server) -> list[str]:
+    """
+    @return: the options of a short, light run against C{server}.
+    """
+    return [
+        "--connect",
+        f"tcp:{HOST}:{server.port}",
+        "--connections",
+        "2",
+        "--duration",
+        "0.3",
+    ]
+
+
 def measured(server: Server) -> list[str]:
     """
     @return: the options that load C{server} and measure its CPU time.
@@ -77,6 +91,20 @@ def measured(server: Server) -> list[str]:
         "--server-pid",
         str(server.process.pid),
     ]
+
+
+def measured_json(server: Server, driver: str, *args: str) -> dict[str, Any]:
+    """
+    Run the bench with C{args} on C{driver} against C{server} (see
+    L{measured}), and check that it succeeded and says which driver ran.
+
+    @return: its C{--json} document.
+    """
+    result = bench(*measured(server), *args, "--driver", driver, "--json")
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    assert document["driver"] == driver
+    return document
 
 
 @contextmanager
@@ -251,21 +279,9 @@ def test_drivers(server: Server, driver: str) -> None:
     """
     if driver == "native":
         native_or_skip()
-    result = bench(
-        *measured(server),
-        "--connections",
-        "20",
-        "--size",
-        "1K",
-        "--duration",
-        "0.5",
-        "--driver",
-        driver,
-        "--json",
+    document = measured_json(
+        server, driver, "--connections", "20", "--size", "1K", "--duration", "0.5"
     )
-    assert result.returncode == 0, result.stderr
-    document = json.loads(result.stdout)
-    assert document["driver"] == driver
     [row] = document["rows"]
     assert row["errors"] == 0
     assert row["echoes_per_s"] > 0
@@ -316,19 +332,9 @@ def test_storm(server: Server, driver: str, in_flight: str) -> None:
     """
     if driver == "native":
         native_or_skip()
-    result = bench(
-        *measured(server),
-        "--storm",
-        "300",
-        "--storm-in-flight",
-        in_flight,
-        "--driver",
-        driver,
-        "--json",
+    found = measured_json(
+        server, driver, "--storm", "300", "--storm-in-flight", in_flight
     )
-    assert result.returncode == 0, result.stderr
-    found = json.loads(result.stdout)
-    assert found["driver"] == driver
     assert found["in_flight"] == int(in_flight)
     assert (found["connections"], found["connected"], found["echoed"]) == (300,) * 3
     assert found["errors"] == 0
@@ -421,17 +427,7 @@ def test_plotOneRun(server: Server, tmp_path: Path) -> None:
     """
     for extra in ([], ["--stream", "--size", "64K"]):
         plot = tmp_path / f"one{len(extra)}.png"
-        result = bench(
-            "--connect",
-            f"tcp:{HOST}:{server.port}",
-            "--connections",
-            "2",
-            "--duration",
-            "0.3",
-            "--plot",
-            str(plot),
-            *extra,
-        )
+        result = bench(*short_run(server), "--plot", str(plot), *extra)
         assert result.returncode == 0, result.stderr
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -459,12 +455,7 @@ def test_compilerMissingNote(server: Server, tmp_path: Path) -> None:
             sys.executable,
             "-m",
             "echotwist.bench",
-            "--connect",
-            f"tcp:{HOST}:{server.port}",
-            "--connections",
-            "2",
-            "--duration",
-            "0.3",
+            *short_run(server),
         ],
         capture_output=True,
         text=True,

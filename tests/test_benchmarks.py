@@ -34,9 +34,10 @@ def trees(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_trees() -> None:
     """
-    C{benchmarks/trees.py} loads C{twistd echo} from each tree in turn, one
-    line per run with its server CPU per echo and share of a core, then a
-    median ratio per workload and tree against the first.
+    C{benchmarks/trees.py} loads (or storms) C{twistd echo} from each tree
+    in turn, one line per run with its server CPU per echo (or connection)
+    and share of a core, then a median ratio per workload and tree against
+    the first.
     """
     native_or_skip()
     if not (ROOT / ".venv" / "bin" / "twistd").exists():
@@ -47,7 +48,7 @@ def test_trees() -> None:
         "--tree",
         f"b={ROOT}",
         "--workloads",
-        "3x64,2x1K",
+        "3x64,storm:20",
         "--rounds",
         "2",
         "--duration",
@@ -60,12 +61,12 @@ def test_trees() -> None:
         re.MULTILINE,
     )
     assert [(r, w) for r, w, _, _ in runs] == [
-        (r, w) for r in "12" for w in ("3x64", "3x64", "2x1K", "2x1K")
+        (r, w) for r in "12" for w in ("3x64", "3x64", "storm:20", "storm:20")
     ]
     # Each round starts one tree further on.
     assert [t for _, _, t, _ in runs] == list("abab" + "baba")
     assert all(float(us) > 0 for *_, us in runs)
-    for workload in ("3x64", "2x1K"):
+    for workload in ("3x64", "storm:20"):
         assert re.search(
             rf"^{workload}: b/a median \d+\.\d{{3}} \(min .*, 2 rounds\)$",
             result.stdout,

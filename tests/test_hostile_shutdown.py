@@ -83,6 +83,10 @@ def test_sigterm_connection_finishes_first() -> None:
     """
     with twistd_echo("--shutdown-timeout", "30") as server:
         with connect(server.port) as sock:
+            # An echo first, so that the reactor runs: twistd's port listens,
+            # and says so, before the reactor sets its SIGTERM handler.
+            sock.sendall(b"first")
+            assert recv_exactly(sock, 5) == b"first"
             server.process.send_signal(signal.SIGTERM)
             server.wait_for(r"Stopped accepting; waiting up to 30.0 s for 1 open")
             sock.sendall(b"last words")

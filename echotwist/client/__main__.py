@@ -184,7 +184,11 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         help="the server's name or address (default: localhost)",
     )
     parser.add_argument(
-        "-p", "--port", type=_port, default=9000, help="its port (default: 9000)"
+        "-p",
+        "--port",
+        type=ports.connect_port,
+        default=9000,
+        help="its port (default: 9000)",
     )
     parser.add_argument(
         "--connect",
@@ -478,19 +482,6 @@ def _check_probing(args: argparse.Namespace) -> None:
         args.interval = DEFAULT_INTERVAL
     if isinstance(args.timeout, DefaultSeconds):
         args.timeout = DEFAULT_PROBE_TIMEOUT
-
-
-def _port(text: str) -> int:
-    """
-    @return: C{text} as a TCP port number.
-    @raise argparse.ArgumentTypeError: if it is not one.
-    """
-    port = ports.port_number(text)
-    if port is None or not 0 <= port <= ports.MAX_PORT:
-        raise argparse.ArgumentTypeError(ports.not_a_port(text))
-    if port == 0:
-        raise argparse.ArgumentTypeError(ports.connect_zero(text))
-    return port
 
 
 def _count(text: str) -> int:

@@ -9,19 +9,11 @@ import argparse
 import json
 from typing import BinaryIO
 
-from twisted.internet.error import CannotListenError, ConnectError
 from twisted.internet.interfaces import IReactorTime
 
 from echotwist.client.endpoints import make_endpoint
-from echotwist.client.errors import EchoError, EchoTimeout
-from echotwist.client.exits import (
-    EXIT_CONNECT,
-    EXIT_MISMATCH,
-    EXIT_TIMEOUT,
-    ClientExit,
-)
 from echotwist.client.info import fetch_info, fetch_info_udp, readable
-from echotwist.client.oneshot import reason, target
+from echotwist.client.oneshot import RUN_FAILURES, failure_exit, target
 
 __all__ = ["run_info"]
 
@@ -32,7 +24,7 @@ async def run_info(
     """
     Fetch the info port's description of this connection and print it.
 
-    @raise ClientExit: for every expected failure.
+    @raise ClientExit: for every expected failure (see L{failure_exit}).
     """
     where = target(args)
     try:
@@ -42,14 +34,8 @@ async def run_info(
             )
         else:
             info = await fetch_info(reactor, make_endpoint(reactor, args), args.timeout)
-    except EchoTimeout as e:
-        raise ClientExit(EXIT_TIMEOUT, f"{where}: {e}") from None
-    except EchoError as e:
-        raise ClientExit(EXIT_MISMATCH, f"{where}: {e}") from None
-    except (ConnectError, CannotListenError, OSError, ValueError) as e:
-        raise ClientExit(
-            EXIT_CONNECT, f"cannot connect to {where}: {reason(e)}"
-        ) from None
+    except RUN_FAILURES as e:
+        raise failure_exit(where, e) from None
     text = json.dumps(info, separators=(",", ":")) if args.json else readable(info)
     stdout.write(text.encode() + b"\n")
     stdout.flush()

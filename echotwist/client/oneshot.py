@@ -25,7 +25,12 @@ from echotwist.client.exits import (
 from echotwist.client.hints import looks_like_tls, tls_hint
 from echotwist.client.udp import MAX_DATAGRAM, echo_udp
 
-__all__ = ["read_message", "reason", "run", "target"]
+__all__ = ["RUN_FAILURES", "failure_exit", "read_message", "reason", "run", "target"]
+
+#: The failures that end a run with an exit status and one line (see
+#: L{failure_exit}). C{OSError}: L{DNSLookupError}, or a datagram the OS
+#: would not send; C{ValueError}: a host name that is not valid.
+RUN_FAILURES = (EchoError, ConnectError, CannotListenError, OSError, ValueError)
 
 
 def read_message(args: argparse.Namespace, stdin: BinaryIO) -> bytes:
@@ -68,18 +73,8 @@ async def run(
             reply = await run_udp(reactor, args, data, stderr)
         else:
             reply = await run_tcp(reactor, args, data, stderr)
-    except EchoTimeout as e:
-        raise ClientExit(EXIT_TIMEOUT, f"{where}: {e}") from None
-    except EchoTLSFailed as e:
-        raise ClientExit(EXIT_CONNECT, f"cannot connect to {where}: {e}") from None
-    except EchoError as e:
-        raise ClientExit(EXIT_MISMATCH, f"{where}: {e}") from None
-    except (ConnectError, CannotListenError, OSError, ValueError) as e:
-        # OSError: DNSLookupError, or a datagram the OS would not send;
-        # ValueError: a host name that is not valid.
-        raise ClientExit(
-            EXIT_CONNECT, f"cannot connect to {where}: {reason(e)}"
-        ) from None
+    except RUN_FAILURES as e:
+        raise failure_exit(where, e) from None
     stdout.write(reply if args.message in ("-", None) else reply + b"\n")
     stdout.flush()
 
@@ -164,6 +159,22 @@ async def run_udp(
             f"{(reactor.seconds() - started) * 1000:.3f} ms\n".encode()
         )
     return reply
+
+
+def failure_exit(where: str, error: Exception) -> ClientExit:
+    """
+    @param where: the server, as L{target} names it.
+    @param error: one of L{RUN_FAILURES}.
+    @return: the exit for C{error}: a timeout, an echo that went wrong, or
+        (a TLS handshake that failed, any other error) no connection.
+    """
+    if isinstance(error, EchoTimeout):
+        return ClientExit(EXIT_TIMEOUT, f"{where}: {error}")
+    if isinstance(error, EchoTLSFailed):
+        return ClientExit(EXIT_CONNECT, f"cannot connect to {where}: {error}")
+    if isinstance(error, EchoError):
+        return ClientExit(EXIT_MISMATCH, f"{where}: {error}")
+    return ClientExit(EXIT_CONNECT, f"cannot connect to {where}: {reason(error)}")
 
 
 def reason(error: Exception) -> str:

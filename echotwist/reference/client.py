@@ -128,23 +128,6 @@ def host_name(text: str) -> str:
     return text
 
 
-def port_number(text: str) -> int:
-    """
-    Read the server's port from the command line (an C{argparse} type).
-
-    @param text: The argument as typed.
-    @return: The port, 1 to 65535 (port 0 is "any free port" to a server,
-        and no server can be reached on it).
-    @raise argparse.ArgumentTypeError: If C{text} is not such a number.
-    """
-    port = ports.port_number(text)
-    if port is None or not 0 <= port <= ports.MAX_PORT:
-        raise argparse.ArgumentTypeError(ports.not_a_port(text))
-    if port == 0:
-        raise argparse.ArgumentTypeError(ports.connect_zero(text))
-    return port
-
-
 def seconds(text: str) -> float:
     """
     Read C{--timeout} from the command line (an C{argparse} type).
@@ -188,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--port",
-        type=port_number,
+        type=ports.connect_port,
         default=DEFAULT_PORT,
         help="the server's port (default: %(default)s)",
     )

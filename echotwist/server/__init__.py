@@ -16,5 +16,6 @@ The echo server behind C{twistd echo}.
     L{echotwist.server.metrics}: them, for Prometheus.
   - L{echotwist.server.workers}: C{--workers}, several processes on the same
     ports.
-  - L{echotwist.server.reactor}: the echotwist-epoll reactor.
+  - L{echotwist.server.reactor}: the echotwist-epoll reactor;
+    L{echotwist.server.collector}: the garbage collector, set for a server.
 """

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from echotwist._twisted_private import report_start_failure
 from echotwist.server.accept_errors import AcceptErrorSummary
+from echotwist.server.collector import CollectorTuning
 from echotwist.server.counts import Snapshot, local_snapshots, merged_snapshots
 from echotwist.server.endpoints import (
     ADVICE,
@@ -115,7 +116,8 @@ def makeService(config: Options) -> MultiService:
     Build the echo service: one listener per C{--port}, one shared factory.
 
     @param config: parsed L{Options}.
-    @return: a L{MultiService} of the listeners.
+    @return: a L{MultiService} of the listeners, the metrics port if any,
+        and the collector's tuning (L{CollectorTuning}).
     """
     from twisted.internet import reactor
 
@@ -197,6 +199,8 @@ def makeService(config: Options) -> MultiService:
         metrics_service(config["metrics"], sources, reactor, summary).setServiceParent(
             service
         )
+    # Last, so that it freezes what the others built as they started.
+    CollectorTuning(reactor).setServiceParent(service)
     return service
 
 

@@ -61,6 +61,19 @@ from echotwist.bench.stats import (
 )
 
 
+def never_accepting(case: SynchronousTestCase, backlog: int) -> Target:
+    """
+    @param case: closes the listener once the test is done.
+    @param backlog: how many connections its queue holds.
+    @return: a loopback listener that never accepts (nor echoes).
+    """
+    listener = socket.socket()
+    case.addCleanup(listener.close)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(backlog)
+    return Target(host="127.0.0.1", port=listener.getsockname()[1])
+
+
 class PercentileTests(SynchronousTestCase):
     """
     Tests for L{percentile}.
@@ -516,11 +529,7 @@ class BurstTests(SynchronousTestCase):
         L{asyncio.TimeoutError} after L{BURST_TIMEOUT}.
         """
         self.patch(burst_module, "BURST_TIMEOUT", 0.1)
-        listener = socket.socket()
-        self.addCleanup(listener.close)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(5)
-        target = Target(host="127.0.0.1", port=listener.getsockname()[1])
+        target = never_accepting(self, 5)
         self.assertRaises(asyncio.TimeoutError, burst_module.burst, target, 2, None)
 
 
@@ -749,11 +758,7 @@ class NoEchoTests(SynchronousTestCase):
         connection saying so.
         """
         self.patch(load, "NO_ECHO", 0.3)
-        listener = socket.socket()
-        self.addCleanup(listener.close)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(5)
-        target = Target(host="127.0.0.1", port=listener.getsockname()[1])
+        target = never_accepting(self, 5)
         job = Job(target, 2, 64, 3600.0, False)
         loop = asyncio.new_event_loop()
         self.addCleanup(loop.close)
@@ -1090,11 +1095,7 @@ class InFlightTests(SynchronousTestCase):
             half a second against a listener whose queue holds one and that
             never accepts (further SYNs are dropped, their connects wait).
         """
-        listener = socket.socket()
-        self.addCleanup(listener.close)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        target = Target(host="127.0.0.1", port=listener.getsockname()[1])
+        target = never_accepting(self, 1)
         line = storm.python_conns(
             target, 20, 0, 1, True, 0.5, None, lambda: None, in_flight
         )

@@ -5,20 +5,29 @@ answers) and L{echotwist.client.info} (what the client makes of it).
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides
 
 import echotwist
-from echotwist.client import EchoTimeout
+from echotwist.client import EchoTimeout, info_command
+from echotwist.client.__main__ import build_parser
+from echotwist.client.exits import (
+    EXIT_CONNECT,
+    EXIT_MISMATCH,
+    EXIT_TIMEOUT,
+    ClientExit,
+)
 from echotwist.client.info import (
     MAX_ANSWER,
     REQUEST_SIZE,
@@ -436,4 +445,49 @@ class ClientTests(SynchronousTestCase):
                 "time         T",
                 "server       echotwist 1.0.0",
             ],
+        )
+
+
+class RunInfoTests(SynchronousTestCase):
+    """
+    Tests for L{info_command.run_info}'s exits.
+    """
+
+    def assertExits(self, error: Exception, code: int, message: str) -> None:
+        """
+        Assert that C{--info} ends with C{code} and C{message}, printing
+        nothing, when fetching the info fails with C{error}.
+        """
+
+        async def failing(*args: object) -> dict[str, Any]:
+            raise error
+
+        self.patch(info_command, "fetch_info", failing)
+        args = build_parser().parse_args(["--info", "--connect", "tcp:h:9"])
+        stdout = io.BytesIO()
+        d = Deferred.fromCoroutine(
+            info_command.run_info(MemoryReactorClock(), args, stdout)
+        )
+        failure = self.failureResultOf(d, ClientExit)
+        self.assertEqual((failure.value.code, str(failure.value)), (code, message))
+        self.assertEqual(stdout.getvalue(), b"")
+
+    def test_exits(self) -> None:
+        """
+        A timeout, an answer that is not one, and a refused connection each
+        end the command with their own status and one line naming the
+        server.
+        """
+        self.assertExits(
+            EchoTimeout(5.0), EXIT_TIMEOUT, "tcp:h:9: no complete echo within 5 s"
+        )
+        self.assertExits(
+            InfoError("not an info port"),
+            EXIT_MISMATCH,
+            "tcp:h:9: not an info port",
+        )
+        self.assertExits(
+            ConnectionRefusedError(),
+            EXIT_CONNECT,
+            "cannot connect to tcp:h:9: Connection was refused by other side",
         )

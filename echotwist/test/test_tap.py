@@ -4,6 +4,7 @@ Tests for L{echotwist.server.tap}.
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import socket
@@ -19,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.server import tap
 from echotwist.server.accept_errors import SummarizedAcceptErrors
+from echotwist.server.collector import CollectorTuning
 from echotwist.server.endpoints import ListenerError
 from echotwist.server.listeners import NamedEndpoint
 from echotwist.server.metrics import Guard
@@ -35,10 +37,13 @@ class MakeServiceTests(SynchronousTestCase):
     def test_oneListenerPerPort(self) -> None:
         """
         The service holds one endpoint service per C{--port}, sharing one
-        factory, inside the graceful-shutdown service.
+        factory, inside the graceful-shutdown service; then the collector's
+        tuning, on the C{gc} module.
         """
         service = tap.makeService(parse("--port", "0", "--port", "unix:/tmp/x"))
-        [serving] = service
+        serving, tuning = service
+        assert isinstance(tuning, CollectorTuning)
+        self.assertIs(tuning.collector, gc)
         assert isinstance(serving, ShutdownService)
         children = list(serving)
         self.assertEqual(len(children), 2)
@@ -68,7 +73,7 @@ class MakeServiceTests(SynchronousTestCase):
                 "tcp:0",
             )
         )
-        [shutdown] = service
+        shutdown, _ = service
         assert isinstance(shutdown, ShutdownService)
         udp, tcp = shutdown
         self.assertEqual(shutdown.timeout, 4.0)
@@ -88,7 +93,7 @@ class MakeServiceTests(SynchronousTestCase):
         accept errors go to the same summary as the echo ports'.
         """
         service = tap.makeService(parse("--port", "tcp:0", "--metrics", "tcp:0"))
-        shutdown, metrics = service
+        shutdown, metrics, _ = service
         [tcp] = shutdown
         assert isinstance(tcp, StreamServerEndpointService)
         assert isinstance(metrics, StreamServerEndpointService)
@@ -104,7 +109,7 @@ class MakeServiceTests(SynchronousTestCase):
         default of 8192 would echo a 10,000-byte datagram cut short.
         """
         service = tap.makeService(parse("--udp", "0", "--port", "tcp:0"))
-        [shutdown] = service
+        shutdown, _ = service
         assert isinstance(shutdown, ShutdownService)
         [udp] = (s for s in shutdown if isinstance(s, UDPServer))
         self.assertEqual(udp.kwargs["maxPacketSize"], 65535)
@@ -114,7 +119,7 @@ class MakeServiceTests(SynchronousTestCase):
         Without C{--udp} there is no UDP listener.
         """
         service = tap.makeService(parse("--port", "tcp:0"))
-        [shutdown] = service
+        shutdown, _ = service
         assert isinstance(shutdown, ShutdownService)
         self.assertFalse([s for s in shutdown if isinstance(s, UDPServer)])
 
@@ -301,7 +306,7 @@ class ListenerErrorTests(SynchronousTestCase):
             taken.bind(("127.0.0.1", 0))
             port = taken.getsockname()[1]
             service = tap.makeService(parse("--udp", f"127.0.0.1:{port}"))
-            [shutdown] = service
+            shutdown, _ = service
             assert isinstance(shutdown, ShutdownService)
             [udp] = (s for s in shutdown if isinstance(s, UDPServer))
             error = self.assertRaises(ListenerError, udp.privilegedStartService)
