@@ -264,8 +264,9 @@ def failure_reason(error: BaseException) -> str:
         (C{No such file or directory: /run/echo/echo.sock.lock}), the
         socket error of a L{CannotListenError}, else the exception's message
         (or its type's name, if it has none); for a port in use, one that
-        needs privileges, an address the host lacks or a UNIX socket path
-        too long (said in words, not as bytes), what to do instead.
+        needs privileges, an address the host lacks, a UNIX socket path
+        too long (said in words, not as bytes) or one in use, what to do
+        instead.
     """
     if isinstance(error, CannotListenError) and error.socketError is not None:
         inner = error.socketError
@@ -276,6 +277,22 @@ def failure_reason(error: BaseException) -> str:
                 f"at most {UNIX_PATH_MAX}: choose a shorter one, e.g. "
                 "unix:/tmp/echo.sock"
             )
+        if isinstance(error.port, (bytes, str)):
+            path = os.fsdecode(error.port)
+            if inner == "Cannot acquire lock":
+                # Twisted's unix: endpoint locks PATH.lock while it listens.
+                return (
+                    f"another server listens on {path} (it holds {path}.lock); "
+                    "stop it, or choose another path"
+                )
+            if isinstance(inner, OSError) and inner.errno == errno.EADDRINUSE:
+                # No lock: a socket another program made (a stale one that
+                # twistd echo left, with its lock, is replaced at start).
+                return (
+                    f"{inner.strerror}: {path} is there already (another "
+                    "program's socket, or one it left); stop that program or "
+                    "remove the file, or choose another path"
+                )
         return failure_reason(inner) if isinstance(inner, BaseException) else str(inner)
     if isinstance(error, OSError) and error.strerror:
         name = error.filename2 if error.filename2 is not None else error.filename

@@ -311,6 +311,33 @@ class FailureReasonTests(SynchronousTestCase):
         )
         self.assertNotIn("b'", message)
 
+    def test_unixPathInUse(self) -> None:
+        """
+        A UNIX path some other program made a socket at names the file and
+        says what would work, not to choose another port.
+        """
+        error = CannotListenError(
+            None, b"/tmp/echo.sock", OSError(errno.EADDRINUSE, "Address in use")
+        )
+        self.assertEqual(
+            failure_reason(error),
+            "Address in use: /tmp/echo.sock is there already (another program's "
+            "socket, or one it left); stop that program or remove the file, or "
+            "choose another path",
+        )
+
+    def test_unixPathLocked(self) -> None:
+        """
+        A UNIX path another Twisted server listens on (Twisted's "Cannot
+        acquire lock") says so, and names its lock file.
+        """
+        error = CannotListenError(None, b"/tmp/echo.sock", "Cannot acquire lock")
+        self.assertEqual(
+            failure_reason(error),
+            "another server listens on /tmp/echo.sock (it holds "
+            "/tmp/echo.sock.lock); stop it, or choose another path",
+        )
+
     def test_permissionAndAddress(self) -> None:
         """
         A privileged port and an address the host lacks say what would work.
