@@ -24,13 +24,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from twisted.python import usage
 
 from echotwist.cli import print_version
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+except ImportError as e:
+    # Run as a command without the tls extra: one line, not a traceback.
+    if __name__ != "__main__":
+        raise
+    sys.exit(f"python -m echotwist.tls: {e}: pip install 'echotwist[tls]'")
 
 #: The names a certificate is for unless told otherwise: this machine by
 #: name and by both loopback addresses.

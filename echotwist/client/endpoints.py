@@ -53,6 +53,13 @@ def describe_error(description: str, error: Exception) -> str:
     text = str(getattr(error, "originalException", error) or "")
     if text.startswith("Unknown endpoint type"):
         return f"--connect {description!r}: unknown kind {kind!r}; use {_ALL_FORMS}"
+    if kind in ("tcp", "tls") and ("[" in description or "::" in description):
+        # An IPv6 address: Twisted reads its colons as separators.
+        other = ", or --host ::1 --port 9000" if kind == "tcp" else ""
+        return (
+            f"--connect {description!r}: escape each colon of an IPv6 address"
+            f" (e.g. {kind}:\\:\\:1:9000){other}"
+        )
     missing = re.findall(r"'(\w+)'", text) if "missing" in text else []
     if missing:
         names = " and ".join(missing)
@@ -81,6 +88,15 @@ def make_endpoint(reactor: Any, args: Any) -> IStreamClientEndpoint:
     """
     if args.connect is None:
         return HostnameEndpoint(reactor, args.host, args.port)
+    if args.connect.split(":", 1)[0] in ("tls", "ssl"):
+        try:
+            import OpenSSL  # noqa: F401
+        except ImportError as e:
+            # Twisted's tls: parser fails with a NameError without it.
+            raise ClientExit(
+                EXIT_USAGE,
+                f"--connect {args.connect!r}: {e}: pip install 'echotwist[tls]'",
+            ) from None
     try:
         endpoint: IStreamClientEndpoint = clientFromString(reactor, args.connect)
         return endpoint

@@ -345,6 +345,11 @@ def check_endpoint(
             shown,
             "no such socket passed by systemd (LISTEN_FDS, LISTEN_PID)",
         ) from None
+    except ImportError as e:
+        # ssl: without the tls extra (pyOpenSSL): say how to get it.
+        raise usage.UsageError(
+            f"--{option} {shown!r}: {e}: pip install 'echotwist[tls]'"
+        ) from None
     except Exception as e:
         # Endpoint parsers and plugins raise anything: ValueError for a
         # typo, OpenSSL.crypto.Error for a key file that isn't PEM, ...

@@ -60,6 +60,30 @@ class DescribeErrorTests(SynchronousTestCase):
         self.assertIn("no host and port given; use tls:HOST:PORT", error)
         self.assertNotIn("_parseClientTLS", error)
 
+    def test_bracketedIPv6(self) -> None:
+        """
+        C{tcp:[::1]:9000} (the server's C{--port} form) says to escape the
+        address's colons, or to use C{--host}, not that no host and port
+        were given.
+        """
+        error = connect_error("tcp:[::1]:9000")
+        self.assertEqual(error.code, EXIT_USAGE)
+        self.assertEqual(
+            str(error),
+            "--connect 'tcp:[::1]:9000': escape each colon of an IPv6 address "
+            "(e.g. tcp:\\:\\:1:9000), or --host ::1 --port 9000",
+        )
+
+    def test_escapedIPv6(self) -> None:
+        """
+        The escaped form the message shows is accepted.
+        """
+        args = argparse.Namespace(
+            connect="tcp:\\:\\:1:9000", host="localhost", port=9000
+        )
+        endpoint = make_endpoint(MemoryReactorClock(), args)
+        self.assertIsInstance(endpoint, TCP4ClientEndpoint)
+
     def test_unexpectedParameter(self) -> None:
         """
         An unknown parameter is named as the user typed it.

@@ -73,3 +73,71 @@ class WithoutExtrasTests(SynchronousTestCase):
             """
         )
         self.assertEqual((result.stdout, result.stderr), ("ok\n", ""))
+
+    def test_tlsFilesOneLine(self) -> None:
+        """
+        C{python -m echotwist.tls} without cryptography says in one line
+        what to install, and exits 1, without a traceback.
+        """
+        result = without_extras(
+            """
+            import runpy
+            runpy.run_module("echotwist.tls", run_name="__main__")
+            """
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stdout, "")
+        [line] = result.stderr.splitlines()
+        self.assertTrue(line.startswith("python -m echotwist.tls: "), line)
+        self.assertTrue(line.endswith(": pip install 'echotwist[tls]'"), line)
+
+    def test_sslPortOneLine(self) -> None:
+        """
+        C{twistd echo --port ssl:...} without pyOpenSSL is a usage error
+        saying what to install (not C{No module named 'OpenSSL'} alone).
+        """
+        result = without_extras(
+            """
+            from twisted.python.usage import UsageError
+            from echotwist.server.tap import Options
+            try:
+                Options().parseOptions(
+                    ["--port", "ssl:9443:privateKey=key.pem:certKey=cert.pem"]
+                )
+            except UsageError as e:
+                print(e)
+            """
+        )
+        self.assertEqual(result.stderr, "")
+        self.assertTrue(
+            result.stdout.startswith(
+                "--port 'ssl:9443:privateKey=key.pem:certKey=cert.pem': "
+            ),
+            result.stdout,
+        )
+        self.assertTrue(
+            result.stdout.endswith(": pip install 'echotwist[tls]'\n"), result.stdout
+        )
+
+    def test_tlsClientOneLine(self) -> None:
+        """
+        The client's C{--connect tls:...} without pyOpenSSL is a usage error
+        (exit 2) saying what to install, not Twisted's C{NameError}
+        traceback.
+        """
+        result = without_extras(
+            """
+            import sys
+            sys.argv = ["echotwist-client", "--connect", "tls:localhost:9", "m"]
+            from echotwist.client.__main__ import main
+            main()
+            """
+        )
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertEqual(result.stdout, "")
+        [line] = result.stderr.splitlines()
+        self.assertTrue(
+            line.startswith("echotwist-client: --connect 'tls:localhost:9': "), line
+        )
+        self.assertIn("OpenSSL", line)
+        self.assertTrue(line.endswith(": pip install 'echotwist[tls]'"), line)
