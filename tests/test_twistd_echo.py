@@ -140,19 +140,22 @@ async def test_acceptsManyAtOnce(server: Server) -> None:
 @pytest_twisted.ensureDeferred
 async def test_unixSocket(tmp_path: Path) -> None:
     """
-    A UNIX socket listener serves echo, beside a TCP one.
+    A UNIX socket listener serves echo, beside a TCP one, and logs its
+    (unnamed) clients as such.
     """
     from twisted.internet import reactor
 
     path = tmp_path / "echo.sock"
     # UNIX first: it logs before it binds, TCP once it listens (twistd_echo
     # waits for both lines).
-    with twistd_echo(ports=[f"unix:{path}", LOOPBACK], directory=tmp_path):
+    with twistd_echo(ports=[f"unix:{path}", LOOPBACK], directory=tmp_path) as s:
         data = b"\x00over unix\xff"
         reply = await echo(reactor, UNIXClientEndpoint(reactor, str(path)), data)
         assert reply == data
         result = client("--connect", f"unix:path={path}", "hi")
         assert result.stdout == b"hi\n"
+        s.wait_for(r"Connected by unix:\(unnamed\)", count=2)
+        s.wait_for(r"Disconnected unix:\(unnamed\): 2 bytes in", count=1)
 
 
 def test_halfClose(server: Server) -> None:

@@ -65,7 +65,8 @@ def describe_peer(address: IAddress) -> str:
     """
     Name a peer the way the socket labs print it.
 
-    @param address: the transport's C{getPeer()}.
+    @param address: the peer's address (the transport's C{getPeer()}, or
+        what the port gave C{buildProtocol}).
     @return: C{('127.0.0.1', 57854)} for an IP peer (as the lab's
         C{Connected by} line shows it; an IPv4 client of the dual-stack
         default port, C{::ffff:127.0.0.1} to its IPv6 socket, by its IPv4
@@ -79,7 +80,8 @@ def describe_peer(address: IAddress) -> str:
             host = _unmapped(host)
         return repr((host, port))
     name = getattr(address, "name", "missing")
-    if name is None:
+    if not name:
+        # None from getPeer(), b"" as a UNIX port hands it to buildProtocol.
         return "unix:(unnamed)"
     if isinstance(name, bytes):
         return "unix:" + name.decode("utf-8", "replace")

@@ -627,9 +627,11 @@ class DescribePeerTests(SynchronousTestCase):
 
     def test_unixUnnamed(self) -> None:
         """
-        A UNIX client socket usually has no name.
+        A UNIX client socket usually has no name: L{None} from C{getPeer()},
+        C{b""} in the address a UNIX port gives C{buildProtocol}.
         """
         self.assertEqual(describe_peer(UNIXAddress(None)), "unix:(unnamed)")
+        self.assertEqual(describe_peer(UNIXAddress(b"")), "unix:(unnamed)")
 
     def test_unixNamed(self) -> None:
         """
