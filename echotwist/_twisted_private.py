@@ -345,25 +345,6 @@ def listening_socket(port: IListeningPort) -> socket.socket:
     return cast(socket.socket, sock)
 
 
-def _unscoped(accepted: tuple[socket.socket, Any]) -> tuple[socket.socket, Any]:
-    """
-    Give an IPv6 peer with no scope (every address but a link-local one: an
-    IPv4 client of a dual-stack port among them) as C{(host, port)}.
-
-    For a 4-tuple L{tcp.Port.doRead} asks C{getnameinfo} for the host, to
-    add the C{%scope} that Python leaves out; with no scope the host is
-    the same, and the address built from the pair the same (its flow and
-    scope 0), without that call for every connection.
-
-    @param accepted: what C{socket.accept} returned.
-    @return: the same, the address shortened where it has no scope.
-    """
-    sock, address = accepted
-    if len(address) == 4 and not address[3]:
-        return sock, address[:2]
-    return accepted
-
-
 class QueuedAccepts:
     """
     A listening socket's C{accept} that empties the kernel's listen queue
@@ -419,7 +400,7 @@ class QueuedAccepts:
         pending = self._pending
         if self._direct and not pending:
             try:
-                return _unscoped(self.listener.accept())
+                return self.listener.accept()
             except BlockingIOError:
                 self._direct = False
                 raise
@@ -448,7 +429,7 @@ class QueuedAccepts:
         pending = self._pending
         while True:
             try:
-                pending.append(_unscoped(accept()))
+                pending.append(accept())
             except BlockingIOError:
                 if pending:
                     return

@@ -1098,30 +1098,6 @@ class QueuedAcceptsTests(SynchronousTestCase):
         self.assertEqual(len(queued._pending), 1)
         self.assertRaises(BlockingIOError, listener.accept)
 
-    def test_unscopedIPv6(self) -> None:
-        """
-        An IPv6 peer with no scope is handed out as C{(host, port)}, which
-        the port builds the same address from without C{getnameinfo}; one
-        with a scope (link-local), and an IPv4 one, as accepted.
-        """
-        sockets = [socket.socket() for _ in range(3)]
-        for sock in sockets:
-            self.addCleanup(sock.close)
-        listener = _Listener(
-            (sockets[0], ("::ffff:127.0.0.1", 1, 0, 0)),
-            (sockets[1], ("fe80::1", 2, 0, 3)),
-            (sockets[2], ("127.0.0.1", 3)),
-        )
-        queued = private.QueuedAccepts(self.port, listener, lambda f: None)  # type: ignore[arg-type]
-        self.assertEqual(
-            [queued.accept()[1] for _ in sockets],
-            [("::ffff:127.0.0.1", 1), ("fe80::1", 2, 0, 3), ("127.0.0.1", 3)],
-        )
-        self.assertEqual(
-            IPv6Address("TCP", "::ffff:127.0.0.1", 1),
-            IPv6Address("TCP", "::ffff:127.0.0.1", 1, 0, 0),
-        )
-
     def test_errorsAfterTheQueue(self) -> None:
         """
         An error from C{accept} reaches the port only once the connections
