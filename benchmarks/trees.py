@@ -63,7 +63,9 @@ def start(tree: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
             return process, int(found.group(1))
         time.sleep(0.1)
     process.kill()
-    raise SystemExit(f"{tree}: twistd echo did not start (see {log})")
+    process.wait()
+    last = log.read_text(errors="replace").strip().splitlines()[-1:]
+    raise SystemExit(f"{tree}: twistd echo did not start: {''.join(last)}")
 
 
 def load(port: int, pid: int, workload: str, duration: float) -> dict[str, float]:
@@ -125,8 +127,24 @@ def main() -> None:
         if not (Path(path) / ".venv" / "bin" / "twistd").exists():
             parser.error(f"--tree {tree!r}: no .venv/bin/twistd under {path}")
         trees.append((name, Path(path).resolve()))
+    with tempfile.TemporaryDirectory() as directory:
+        ratios = compare(trees, args, Path(directory) / "twistd.log")
+    for (workload, name), found in ratios.items():
+        print(
+            f"{workload}: {name}/{trees[0][0]} median {statistics.median(found):.3f}"
+            f" (min {min(found):.3f}, max {max(found):.3f}, {len(found)} rounds)"
+        )
+
+
+def compare(
+    trees: list[tuple[str, Path]], args: argparse.Namespace, log: Path
+) -> dict[tuple[str, str], list[float]]:
+    """
+    Run every round, printing a line per run.
+
+    @return: each workload's and tree's per-round ratios to the first tree.
+    """
     ratios: dict[tuple[str, str], list[float]] = defaultdict(list)
-    log = Path(tempfile.mkdtemp()) / "twistd.log"
     print("round  workload  tree          echoes/s  srv us/echo  srv %")
     for r in range(args.rounds):
         for workload in args.workloads.split(","):
@@ -149,11 +167,7 @@ def main() -> None:
             first = trees[0][0]
             for name, _ in trees[1:]:
                 ratios[workload, name].append(per_echo[name] / per_echo[first])
-    for (workload, name), found in ratios.items():
-        print(
-            f"{workload}: {name}/{trees[0][0]} median {statistics.median(found):.3f}"
-            f" (min {min(found):.3f}, max {max(found):.3f}, {len(found)} rounds)"
-        )
+    return ratios
 
 
 if __name__ == "__main__":

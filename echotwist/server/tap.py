@@ -199,7 +199,6 @@ def makeService(config: Options) -> MultiService:
         metrics_service(config["metrics"], sources, reactor, summary).setServiceParent(
             service
         )
-    # Last, so that it freezes what the others built as they started.
     CollectorTuning(reactor).setServiceParent(service)
     return service
 
