@@ -77,13 +77,13 @@ import sys
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import main, posixbase, tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.epollreactor import EPollReactor
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IAddress,
     IListeningPort,
@@ -136,6 +136,84 @@ def send(connection: Connection, data: bytes) -> None:
         sent = 0
     if sent < len(data):
         connection.write(data[sent:] if sent else data)
+
+
+class Counted(Protocol):
+    """
+    What L{DirectEcho} updates on its protocol for each chunk it echoes:
+    an L{echotwist.server.protocol.Echo}'s byte count (which its idle timer
+    also reads).
+    """
+
+    bytes_in: int
+
+
+#: What L{DirectEcho} asks C{recv} for: a connection's C{bufferSize}, as
+#: L{Connection.doRead} does.
+_RECV_BYTES = Connection.bufferSize
+
+
+class DirectEcho:
+    """
+    A connection's C{doRead} that echoes: L{Connection.doRead}, the echo
+    protocol's C{dataReceived} and L{send} in one call.
+
+    For an echo those Python calls, not the two system calls, are most of
+    the server's own time per echo.  The socket's C{recv} and C{send} and
+    the protocol are kept in slots, so one echo reads no more of the
+    connection than its write buffer (Twisted's private C{dataBuffer} and
+    C{_tempDataLen}): with nothing buffered, nothing can be overtaken, and
+    the echo goes straight to the socket; otherwise, and for whatever the
+    socket does not take, it goes through C{connection.write}, with its
+    buffering, backpressure and error handling.  (Unlike L{send}, it need
+    not check that the connection is open: the reactor reads only from an
+    open connection, and where its echo is closing, C{write} would send the
+    same bytes in the same order.)
+    """
+
+    __slots__ = ("_connection", "_protocol", "_recv", "_send")
+
+    def __init__(self, connection: Connection, protocol: Counted) -> None:
+        """
+        @param connection: a TCP or UNIX connection with no TLS started,
+            whose protocol is C{protocol} for the rest of its life and
+            neither starts TLS nor calls C{loseWriteConnection}.
+        @param protocol: the echo protocol, whose count is kept.
+        """
+        self._connection = connection
+        self._protocol = protocol
+        sock = connection.socket
+        self._recv: Callable[[int], bytes] = sock.recv
+        self._send: Callable[[bytes], int] = sock.send
+
+    def do_read(self) -> ConnectionDone | ConnectionLost | None:
+        """
+        Read what the socket has and echo it.
+
+        @return: what C{doRead} returns: why the connection ended (the peer
+            closed or reset it), or L{None} while it goes on.
+        """
+        try:
+            data = self._recv(_RECV_BYTES)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return main.CONNECTION_LOST
+        if not data:
+            return peer_closed(self._connection)
+        self._protocol.bytes_in += len(data)
+        connection = self._connection
+        if connection.dataBuffer or connection._tempDataLen:
+            connection.write(data)
+            return None
+        try:
+            sent = self._send(data)
+        except OSError:
+            # As in send: transport.write buffers it or meets the error.
+            sent = 0
+        if sent < len(data):
+            connection.write(data[sent:] if sent else data)
+        return None
 
 
 class _ClosedAfterEcho(ConnectionDone):

@@ -13,7 +13,7 @@ producer past C{bufferSize} and closes on error exactly as before.
 Reading: the reactor calls a connection's C{doRead}, which calls
 C{_dataReceived}, which calls the protocol's C{dataReceived}, which writes.
 For an echo those calls, not the two system calls, are most of the Python
-time per echo; L{read_and_echo} does the same work in one call and is put in
+time per echo; L{DirectEcho} does the same work in one call and is put in
 the connection's C{doRead}'s place.
 
 Only plain TCP and UNIX connections (L{twisted.internet.tcp.Connection} and
@@ -27,49 +27,24 @@ own C{doRead}.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from typing import Protocol, TypeGuard
+from typing import TypeGuard
 
-from twisted.internet import main
-from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import ITransport
 from twisted.internet.tcp import Connection
 
 from echotwist._twisted_private import (
+    DirectEcho,
     has_plain_do_read,
-    peer_closed,
     send,
     tls_started,
 )
 
 __all__ = [
-    "Counted",
     "can_read_directly",
     "can_send_directly",
-    "read_and_echo",
     "reads_directly",
     "send",
 ]
-
-
-class Counted(Protocol):
-    """
-    What L{read_and_echo} updates on the protocol for each chunk it echoes:
-    an L{echotwist.server.protocol.Echo}'s byte count and idle timer.
-    """
-
-    bytes_in: int
-
-    @property
-    def timeOut(self) -> float | None:
-        """
-        The idle timeout in seconds, or L{None} if there is none.
-        """
-
-    def resetTimeout(self) -> None:
-        """
-        Start the idle timer again: something was received.
-        """
 
 
 def can_send_directly(transport: ITransport) -> TypeGuard[Connection]:
@@ -88,12 +63,12 @@ def can_send_directly(transport: ITransport) -> TypeGuard[Connection]:
 
 def can_read_directly(connection: Connection, protocol: object) -> bool:
     """
-    Decide whether L{read_and_echo} may stand in for C{connection.doRead}.
+    Decide whether a L{DirectEcho} may stand in for C{connection.doRead}.
 
     @param connection: a connection L{can_send_directly} accepted.
     @param protocol: the echo protocol being connected to it.
     @return: whether its C{doRead} is L{Connection.doRead}, the one
-        L{read_and_echo} does the work of, and C{protocol} is its protocol
+        L{DirectEcho} does the work of, and C{protocol} is its protocol
         (not one wrapped inside it).
     """
     return has_plain_do_read(connection) and connection.protocol is protocol
@@ -102,41 +77,7 @@ def can_read_directly(connection: Connection, protocol: object) -> bool:
 def reads_directly(connection: Connection) -> Callable[[], object]:
     """
     @param connection: a connection L{can_read_directly} accepted.
-    @return: L{read_and_echo} bound to it and its socket's C{recv}, to take
-        the place of its C{doRead}.
+    @return: the C{doRead} of a L{DirectEcho} for it and its protocol, to
+        take the place of its own.
     """
-    socket = connection.getHandle()
-    return partial(read_and_echo, connection, socket.recv)
-
-
-def read_and_echo(
-    connection: Connection, recv: Callable[[int], bytes]
-) -> ConnectionDone | ConnectionLost | None:
-    """
-    Read what the socket has and echo it: L{Connection.doRead}, C{Echo}'s
-    C{dataReceived} and L{send} in one call, with their results.
-
-    Bound to the connection by L{reads_directly}, it takes the place of the
-    connection's own C{doRead}.
-
-    @param connection: a connection L{can_read_directly} accepted, whose
-        protocol stays the same echo protocol and never starts TLS; its
-        count and idle timer are updated as its C{dataReceived} would.
-    @param recv: its socket's C{recv}.
-    @return: what C{doRead} returns: why the connection ended (the peer
-        closed or reset it), or L{None} while it goes on.
-    """
-    try:
-        data = recv(connection.bufferSize)
-    except BlockingIOError:
-        return None
-    except OSError:
-        return main.CONNECTION_LOST
-    if not data:
-        return peer_closed(connection)
-    protocol: Counted = connection.protocol  # type: ignore[assignment]
-    protocol.bytes_in += len(data)
-    if protocol.timeOut is not None:
-        protocol.resetTimeout()
-    send(connection, data)
-    return None
+    return DirectEcho(connection, connection.protocol).do_read  # type: ignore[arg-type]

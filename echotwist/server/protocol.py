@@ -9,9 +9,10 @@ put on an open network, all of them Twisted machinery rather than our own:
     reading from that client until the buffer drains;
   - half-close: L{IHalfCloseableProtocol} lets a client shut its sending side
     and still receive the rest of its echo before the server closes;
-  - limits: an idle timeout from L{twisted.protocols.policies.TimeoutMixin},
-    and a cap on open connections enforced in L{EchoFactory.buildProtocol}
-    (a connection over it gets a L{RefusedEcho}, which closes it at once).
+  - limits: an idle timeout on L{twisted.protocols.policies.TimeoutMixin}'s
+    timer (L{Echo.timeoutConnection}), and a cap on open connections
+    enforced in L{EchoFactory.buildProtocol} (a connection over it gets a
+    L{RefusedEcho}, which closes it at once).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ if TYPE_CHECKING:
 _UNNAMED = "?"
 #: How much of each chunk C{--verbose} logs.
 VERBOSE_CHUNK_BYTES = 64
+#: How often, per idle timeout, a connection's byte count is looked at: one
+#: silent for the timeout is closed at most a tenth of it later.
+IDLE_CHECKS = 10
 
 
 def describe_peer(address: IAddress) -> str:
@@ -205,6 +209,8 @@ class Echo(Protocol, TimeoutMixin):
         self.peer = self._host = _UNNAMED
         self._started = 0.0
         self._closing = False
+        self._quiet_since = 0.0
+        self._bytes_at_check = 0
 
     def connectionMade(self) -> None:
         """
@@ -216,7 +222,7 @@ class Echo(Protocol, TimeoutMixin):
         transport = self.transport
         assert transport is not None
         factory = self.factory
-        self._started = factory.clock.seconds()
+        self._started = self._quiet_since = factory.clock.seconds()
         header = self.proxy_header
         if header is not None:
             self.peer = self._host = header.describe()
@@ -239,7 +245,8 @@ class Echo(Protocol, TimeoutMixin):
                 and can_read_directly(transport, self)
             ):
                 replace_do_read(transport, reads_directly(transport))
-        self.setTimeout(factory.idle_timeout)
+        if factory.idle_timeout is not None:
+            self.setTimeout(factory.idle_timeout / IDLE_CHECKS)
         factory.connection_opened(self)
         if factory.connection_log.made(self._host):
             self.log.info("Connected by {peer}", peer=self.peer)
@@ -262,8 +269,6 @@ class Echo(Protocol, TimeoutMixin):
         @param data: the bytes TCP delivered, of any length.
         """
         self.bytes_in += len(data)
-        if self.timeOut is not None:
-            self.resetTimeout()
         if self.factory.verbose:
             self.log.info(
                 "Received {size_text} from {peer}: {chunk}",
@@ -310,8 +315,14 @@ class Echo(Protocol, TimeoutMixin):
 
     def timeoutConnection(self) -> None:
         """
-        Nothing was received for the factory's C{idle_timeout}: close the
-        connection, or abort it if a close could wait forever.
+        Look at the byte count (L{IDLE_CHECKS} times per C{idle_timeout}),
+        and once nothing was received for the factory's C{idle_timeout},
+        close the connection, or abort it if a close could wait forever.
+
+        The timer is not restarted for every chunk received, which would
+        cost more than a tenth of the server's own time per echo: a
+        connection is closed between C{idle_timeout} and C{idle_timeout}
+        and a tenth after its last byte.
 
         A connection with nothing left to send is closed cleanly, and the
         timer started again; under TLS, our close alert is sent and the TCP
@@ -324,6 +335,15 @@ class Echo(Protocol, TimeoutMixin):
         in that time, is aborted, its unsent echo dropped.
         """
         timeout = self.factory.idle_timeout
+        assert timeout is not None
+        now = self.factory.clock.seconds()
+        if self.bytes_in != self._bytes_at_check:
+            self._bytes_at_check = self.bytes_in
+            self._quiet_since = now
+        quiet = now - self._quiet_since
+        if quiet < timeout:
+            self.setTimeout(min(timeout / IDLE_CHECKS, timeout - quiet))
+            return
         if self._closing or self._unsent():
             self.log.info(
                 "Aborting {peer}: nothing received for {timeout} s and its "
@@ -336,6 +356,7 @@ class Echo(Protocol, TimeoutMixin):
         self.log.info(
             "Closing {peer}: idle for {timeout} s", peer=self.peer, timeout=timeout
         )
+        self._quiet_since = now
         self.setTimeout(timeout)
         self._finish()
         lowest = _lowest_transport(self.transport)
@@ -354,7 +375,7 @@ class Echo(Protocol, TimeoutMixin):
         """
         self.setTimeout(None)
         if self._sends_directly:
-            # A read_and_echo put in the connection's doRead refers to the
+            # A DirectEcho put in the connection's doRead refers to the
             # connection: drop it, so that the two need no cyclic collection.
             forget_do_read(self.transport)
         factory = self.factory

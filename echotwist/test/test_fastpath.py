@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from functools import partial
 
 from twisted.internet import main
 from twisted.internet.error import ConnectionDone
@@ -18,11 +17,10 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.internet.unix import Server as UNIXServer
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist._twisted_private import CLOSED_AFTER_ECHO, unsent_bytes
+from echotwist._twisted_private import CLOSED_AFTER_ECHO, DirectEcho, unsent_bytes
 from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
-    read_and_echo,
     reads_directly,
     send,
 )
@@ -196,7 +194,7 @@ class SendTests(SynchronousTestCase):
 
 class ReadAndEchoTests(SynchronousTestCase):
     """
-    Tests for L{can_read_directly} and L{read_and_echo}.
+    Tests for L{can_read_directly} and L{reads_directly} (L{DirectEcho}).
     """
 
     def echoing(
@@ -242,19 +240,34 @@ class ReadAndEchoTests(SynchronousTestCase):
         self.assertEqual(drain(peer), b"first second")
         self.assertEqual(protocol.bytes_in, 12)
 
-    def test_resetsIdleTimer(self) -> None:
+    def test_keepsConnectionFromIdleTimeout(self) -> None:
         """
-        Each read starts the idle timer again: a connection read from just
-        before its timeout is kept, and closed a whole timeout later.
+        A read counts as activity for the idle timer (which looks at the
+        count): a connection read from just before its timeout is kept a
+        whole timeout after the read, and closed at most a tenth later.
         """
         connection, _protocol, peer, clock = self.echoing(idle_timeout=10.0)
         clock.advance(9)
         peer.send(b"x")
         reads_directly(connection)()
-        clock.advance(9)
+        clock.pump([0.25] * 39)
         self.assertFalse(connection.disconnecting)
-        clock.advance(1)
+        clock.pump([0.25] * 5)
         self.assertTrue(connection.disconnecting)
+
+    def test_bufferedDataIsNotOvertaken(self) -> None:
+        """
+        With some echo still buffered in the transport, what is read next
+        goes behind it through C{transport.write}, not straight to the
+        socket ahead of it.
+        """
+        connection, _protocol, peer, _clock = self.echoing()
+        connection.write(b"first ")
+        peer.send(b"second")
+        reads_directly(connection)()
+        self.assertEqual(drain(peer), b"")
+        connection.doWrite()
+        self.assertEqual(drain(peer), b"first second")
 
     def test_backpressure(self) -> None:
         """
@@ -329,7 +342,7 @@ class ReadAndEchoTests(SynchronousTestCase):
 class EchoDirectTests(SynchronousTestCase):
     """
     L{echotwist.server.protocol.Echo} writes through L{send}, and reads through
-    L{read_and_echo} where it may.
+    a L{DirectEcho} where it may.
     """
 
     def connect(self, verbose: bool = False) -> tuple[Connection, Echo]:
@@ -342,14 +355,11 @@ class EchoDirectTests(SynchronousTestCase):
 
     def test_readsDirectly(self) -> None:
         """
-        On a plain connection the transport's C{doRead} becomes
-        L{read_and_echo} bound to it, until the connection is lost.
+        On a plain connection the transport's C{doRead} becomes a
+        L{DirectEcho}'s, until the connection is lost.
         """
         connection, protocol = self.connect()
-        read = connection.doRead
-        assert isinstance(read, partial)
-        self.assertIs(read.func, read_and_echo)
-        self.assertEqual(read.args, (connection, connection.getHandle().recv))
+        self.assertIsInstance(getattr(connection.doRead, "__self__", None), DirectEcho)
         protocol.connectionLost()
         self.assertNotIn("doRead", vars(connection))
 

@@ -291,16 +291,16 @@ class IdleTimeoutTests(SynchronousTestCase):
     def test_nonReadingClientAborted(self) -> None:
         """
         A client that sends but stops reading, so that its echo can't drain
-        and reading from it is paused, is aborted at the idle timeout: its
-        connection ends and its slot is freed.
+        and reading from it is paused, is aborted at the idle timeout (at
+        most a tenth of it after): its connection ends and its slot is
+        freed.
         """
         protocol, connection, reactor = socket_connection(self, idle_timeout=10)
         factory = protocol.factory
         protocol.dataReceived(b"x" * (4 << 20))  # more than the socket takes
         self.assertTrue(connection.producerPaused)
         with capturedLogs() as events:
-            reactor.advance(10)
-            reactor.advance(0)
+            reactor.pump([1] * 11)
         self.assertEqual(factory.open_connections, set())
         messages = [e["log_format"].format(**e) for e in events]
         self.assertIn(
@@ -312,14 +312,14 @@ class IdleTimeoutTests(SynchronousTestCase):
     def test_halfClosedNonReaderAborted(self) -> None:
         """
         A client that half-closes and never reads its echo is aborted at the
-        idle timeout rather than held open until the echo drains.
+        idle timeout (at most a tenth of it after) rather than held open
+        until the echo drains.
         """
         protocol, connection, reactor = socket_connection(self, idle_timeout=10)
         protocol.dataReceived(b"x" * (4 << 20))
         protocol.readConnectionLost()
         self.assertTrue(connection.disconnecting)
-        reactor.advance(10)
-        reactor.advance(0)
+        reactor.pump([1] * 11)
         self.assertEqual(protocol.factory.open_connections, set())
 
     def test_tricklingConnectionKept(self) -> None:
@@ -332,6 +332,36 @@ class IdleTimeoutTests(SynchronousTestCase):
             protocol.dataReceived(b"x")
         self.assertFalse(transport.disconnecting)
         self.assertEqual(transport.value(), b"x" * 30)
+
+    def test_closedWithinATenthOfTheTimeout(self) -> None:
+        """
+        The byte count is looked at every tenth of the timeout: a connection
+        is closed no sooner than the timeout after its last byte, and no
+        later than a tenth of it more.
+        """
+        protocol, transport = connect(self.factory)
+        self.clock.advance(0.5)
+        protocol.dataReceived(b"x")
+        self.clock.pump([0.25] * 39)
+        self.assertFalse(transport.disconnecting)
+        with capturedLogs():
+            self.clock.pump([0.25] * 3)
+        self.assertTrue(transport.disconnecting)
+
+    def test_noTimerWorkPerChunk(self) -> None:
+        """
+        A chunk received does not touch the idle timer (restarting it for
+        every chunk would cost more than a tenth of the time per echo): the
+        one call scheduled stays as it was.
+        """
+        protocol, _ = connect(self.factory)
+        [call] = self.clock.getDelayedCalls()
+        due = call.getTime()
+        self.clock.advance(0.5)
+        protocol.dataReceived(b"x")
+        self.assertEqual(
+            [(c, c.getTime()) for c in self.clock.getDelayedCalls()], [(call, due)]
+        )
 
     def test_timerCancelledOnDisconnect(self) -> None:
         """

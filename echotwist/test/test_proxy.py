@@ -680,7 +680,7 @@ class FastPathTests(SynchronousTestCase):
     def test_handedOverToFastPath(self) -> None:
         """
         Once the header is read, the connection delivers to the echo itself
-        and reads through the fast path's C{read_and_echo}.
+        and reads through the fast path's C{DirectEcho}.
         """
         ours, theirs = socket.socketpair()
         for end in ours, theirs:

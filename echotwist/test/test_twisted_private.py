@@ -227,7 +227,7 @@ class ConnectionCanaryTests(SynchronousTestCase):
                 self,
                 called == [None],
                 f"{reactor_type.__name__}'s call of the instance's doRead",
-                "echotwist.server.protocol's direct reads (read_and_echo)",
+                "echotwist.server.protocol's direct reads (DirectEcho)",
             )
             private.forget_do_read(connection)
             self.assertNotIn("doRead", vars(connection))
