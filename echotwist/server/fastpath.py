@@ -19,9 +19,9 @@ the connection's C{doRead}'s place.
 Only plain TCP and UNIX connections (L{twisted.internet.tcp.Connection} and
 its subclasses) with no TLS started take the direct paths, and only those
 whose C{doRead} is Twisted's plain C{recv} one (not UNIX's, which receives
-file descriptors) read directly; every other transport, and any of those
-with something buffered or closing, gets C{transport.write} and Twisted's
-own C{doRead}.
+file descriptors) read directly; every other transport gets
+C{transport.write} and Twisted's own C{doRead}, and an echo on one of those
+with something still buffered goes behind it through C{transport.write}.
 """
 
 from __future__ import annotations
