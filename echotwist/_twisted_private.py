@@ -12,8 +12,9 @@ Twisted release before raising the upper end of the supported range.
 The names, by what relies on them:
 
   - L{twisted.internet.tcp.Connection}'s write buffer (C{dataBuffer},
-    C{offset}, C{_tempDataLen}) and its C{socket}: L{send} writes straight
-    to the socket when nothing is buffered (the fast path's writes), and
+    C{offset}, C{_tempDataLen}) and its C{socket}: L{send} and
+    L{DirectEcho} write straight to the socket when nothing is buffered
+    (the fast path's writes), L{peer_closed} tells a clean end, and
     L{unsent_bytes} counts what an echo left unsent (the disconnect log
     line, the idle timeout's abort).
   - C{Connection.TLS}: L{tls_started}, for the fast path to stay off TLS.
@@ -60,9 +61,9 @@ The names, by what relies on them:
     getopt lists it parses with: L{option_given}, for C{twistd -n echo} to
     write no pidfile unless C{--pidfile} was given.
 
-Names the hot path reads are bound at import time, and L{send} is itself
-defined here: reading them costs no Python call per echo beyond the ones
-the fast path made before.
+Names the hot path reads are bound at import time, and L{send} and
+L{DirectEcho} are themselves defined here: reading those names costs no
+Python call per echo.
 """
 
 from __future__ import annotations

@@ -129,7 +129,8 @@ class Options(usage.Options):
             "idle-timeout",
             None,
             str(int(DEFAULT_IDLE_TIMEOUT)),
-            "Close a connection silent for this many seconds (0: never).",
+            "Close a connection silent for this many seconds, at most a "
+            "tenth more (0: never).",
         ],
         [
             "shutdown-timeout",

@@ -9,30 +9,27 @@ put on an open network, all of them Twisted machinery rather than our own:
     reading from that client until the buffer drains;
   - half-close: L{IHalfCloseableProtocol} lets a client shut its sending side
     and still receive the rest of its echo before the server closes;
-  - limits: an idle timeout on L{twisted.protocols.policies.TimeoutMixin}'s
-    timer (L{Echo.timeoutConnection}), and a cap on open connections
-    enforced in L{EchoFactory.buildProtocol} (a connection over it gets a
-    L{RefusedEcho}, which closes it at once).
+  - limits: an idle timeout (L{Echo.check_idle}, called by one
+    L{IdleSweep} for all connections: L{echotwist.server.idle}), and a cap
+    on open connections enforced in L{EchoFactory.buildProtocol} (a
+    connection over it gets a L{RefusedEcho}, which closes it at once).
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, TypeGuard, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
     IAddress,
-    IDelayedCall,
     IHalfCloseableProtocol,
     IReactorTime,
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -49,6 +46,7 @@ from echotwist.server.fastpath import (
     reads_directly,
     send,
 )
+from echotwist.server.idle import IdleSweep
 from echotwist.words import counted, were
 
 if TYPE_CHECKING:
@@ -60,9 +58,9 @@ if TYPE_CHECKING:
 _UNNAMED = "?"
 #: How much of each chunk C{--verbose} logs.
 VERBOSE_CHUNK_BYTES = 64
-#: How often, per idle timeout, a connection's byte count is looked at: one
-#: silent for the timeout is closed at most a tenth of it later.
-IDLE_CHECKS = 10
+#: What L{Echo.check_idle} takes as silent for the whole timeout: all but a
+#: billionth of it.
+_ROUNDING = 1 - 1e-9
 
 
 def describe_peer(address: IAddress) -> str:
@@ -184,7 +182,7 @@ def keep_urgent_inline(transport: object) -> None:
 
 
 @implementer(IHalfCloseableProtocol)
-class Echo(Protocol, TimeoutMixin):
+class Echo(Protocol):
     """
     Write back every byte received, exactly and in order.
 
@@ -245,8 +243,6 @@ class Echo(Protocol, TimeoutMixin):
                 and can_read_directly(transport, self)
             ):
                 replace_do_read(transport, reads_directly(transport))
-        if factory.idle_timeout is not None:
-            self.setTimeout(factory.idle_timeout / IDLE_CHECKS)
         factory.connection_opened(self)
         if factory.connection_log.made(self._host):
             self.log.info("Connected by {peer}", peer=self.peer)
@@ -282,24 +278,12 @@ class Echo(Protocol, TimeoutMixin):
         else:
             self.transport.write(data)  # type: ignore[union-attr]
 
-    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        """
-        Schedule the idle timer (L{TimeoutMixin} asks) on the factory's
-        clock, not the global reactor.
-
-        @param period: seconds from now.
-        @param func: what to call then.
-        @return: the scheduled call.
-        """
-        return self.factory.clock.callLater(period, func)
-
     def readConnectionLost(self) -> None:
         """
         The client shut its sending side: flush what is buffered, then close.
 
-        The idle timer keeps running: a client that does not read the rest
-        of its echo in time has its connection aborted by
-        L{timeoutConnection}.
+        The idle checks go on: a client that does not read the rest of its
+        echo in time has its connection aborted by L{check_idle}.
         """
         self._finish()
 
@@ -313,19 +297,17 @@ class Echo(Protocol, TimeoutMixin):
         """
         self._finish()
 
-    def timeoutConnection(self) -> None:
+    def check_idle(self, now: float) -> None:
         """
-        Look at the byte count (L{IDLE_CHECKS} times per C{idle_timeout}),
-        and once nothing was received for the factory's C{idle_timeout},
-        close the connection, or abort it if a close could wait forever.
+        Look at the byte count (the factory's L{IdleSweep} calls this
+        L{echotwist.server.idle.IDLE_CHECKS} times per C{idle_timeout}), and
+        once nothing was received for the factory's C{idle_timeout}, close
+        the connection, or abort it if a close could wait forever.  A
+        connection is closed between C{idle_timeout} and C{idle_timeout} and
+        a tenth after its last byte.
 
-        The timer is not restarted for every chunk received, which would
-        cost more than a tenth of the server's own time per echo: a
-        connection is closed between C{idle_timeout} and C{idle_timeout}
-        and a tenth after its last byte.
-
-        A connection with nothing left to send is closed cleanly, and the
-        timer started again; under TLS, our close alert is sent and the TCP
+        A connection with nothing left to send is closed cleanly, and
+        watched again; under TLS, our close alert is sent and the TCP
         connection closed without waiting for the client's (which a client
         that does not read would never send), so it is freed at this
         timeout, not the next.  One whose echo is not being read (its buffer
@@ -333,16 +315,19 @@ class Echo(Protocol, TimeoutMixin):
         connection and its C{max_connections} slot), or one already closing
         (the client half-closed, or it timed out once) that has not finished
         in that time, is aborted, its unsent echo dropped.
+
+        @param now: the clock's time.
         """
         timeout = self.factory.idle_timeout
-        assert timeout is not None
-        now = self.factory.clock.seconds()
+        if timeout is None:
+            return
         if self.bytes_in != self._bytes_at_check:
             self._bytes_at_check = self.bytes_in
             self._quiet_since = now
-        quiet = now - self._quiet_since
-        if quiet < timeout:
-            self.setTimeout(min(timeout / IDLE_CHECKS, timeout - quiet))
+            return
+        # (The checks fall on multiples of a tenth of the timeout: allow for
+        # the rounding of those sums.)
+        if now - self._quiet_since < timeout * _ROUNDING:
             return
         if self._closing or self._unsent():
             self.log.info(
@@ -357,7 +342,6 @@ class Echo(Protocol, TimeoutMixin):
             "Closing {peer}: idle for {timeout} s", peer=self.peer, timeout=timeout
         )
         self._quiet_since = now
-        self.setTimeout(timeout)
         self._finish()
         lowest = _lowest_transport(self.transport)
         if lowest is not self.transport:
@@ -373,7 +357,6 @@ class Echo(Protocol, TimeoutMixin):
         @param reason: why the connection ended; a reset by the peer is logged
             in the same single line, never as a traceback.
         """
-        self.setTimeout(None)
         if self._sends_directly:
             # A DirectEcho put in the connection's doRead refers to the
             # connection: drop it, so that the two need no cyclic collection.
@@ -462,7 +445,7 @@ class EchoFactory(Factory):
     Build L{Echo} protocols and keep the counts an operator wants.
 
     @ivar idle_timeout: seconds of silence before a connection is closed, or
-        L{None} for never.
+        L{None} (or 0) for never; set when the factory is built.
     @ivar max_connections: how many connections may be open at once, or
         L{None} for no limit; more are closed as soon as they are accepted.
     @ivar verbose: log every chunk received.
@@ -502,6 +485,11 @@ class EchoFactory(Factory):
         self.connection_log = ConnectionLog(clock)
         self._bytes_closed = 0
         self._refused_since_full = 0
+        self._idle_sweep = (
+            IdleSweep(clock, idle_timeout, self.open_connections)
+            if idle_timeout
+            else None
+        )
 
     @property
     def bytes_echoed(self) -> int:
@@ -538,12 +526,14 @@ class EchoFactory(Factory):
 
     def connection_opened(self, protocol: Echo) -> None:
         """
-        Count a connection that has been made.
+        Count a connection that has been made, and watch it for silence.
 
         @param protocol: its L{Echo}.
         """
         self.open_connections.add(protocol)
         self.connections_total += 1
+        if self._idle_sweep is not None:
+            self._idle_sweep.watch()
 
     def connection_closed(self, protocol: Echo) -> None:
         """
@@ -554,6 +544,8 @@ class EchoFactory(Factory):
         """
         self.open_connections.discard(protocol)
         self._bytes_closed += protocol.bytes_in
+        if self._idle_sweep is not None and not self.open_connections:
+            self._idle_sweep.stop()
         if self._refused_since_full:
             self.log.warn(
                 "Below the connection limit again; {count_text} {were} "

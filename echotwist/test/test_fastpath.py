@@ -192,7 +192,7 @@ class SendTests(SynchronousTestCase):
         self.assertEqual(reactor.getWriters(), [connection])
 
 
-class ReadAndEchoTests(SynchronousTestCase):
+class DirectEchoTests(SynchronousTestCase):
     """
     Tests for L{can_read_directly} and L{reads_directly} (L{DirectEcho}).
     """
@@ -250,10 +250,31 @@ class ReadAndEchoTests(SynchronousTestCase):
         clock.advance(9)
         peer.send(b"x")
         reads_directly(connection)()
-        clock.pump([0.25] * 39)
+        clock.pump([0.25] * 39 + [0.24])  # 9.99 s after the read
         self.assertFalse(connection.disconnecting)
-        clock.pump([0.25] * 5)
+        clock.pump([0.01] + [0.25] * 4)  # 11 s after it
         self.assertTrue(connection.disconnecting)
+
+    def test_partlyWrittenDataIsNotOvertaken(self) -> None:
+        """
+        With the rest of a partly sent write still in the transport's buffer
+        (the socket took only part of it), what is read next goes behind
+        it, not straight to the socket ahead of it.
+        """
+        connection, _protocol, peer, _clock = self.echoing()
+        first = b"f" * (8 << 20)
+        connection.write(first)
+        connection.doWrite()
+        self.assertTrue(0 < unsent_bytes(connection) < len(first))
+        peer.send(b"second")
+        reads_directly(connection)()
+        received = bytearray()
+        for _ in range(100000):
+            if len(received) >= len(first) + 6:
+                break
+            received += drain(peer)
+            connection.doWrite()
+        self.assertEqual(bytes(received), first + b"second")
 
     def test_bufferedDataIsNotOvertaken(self) -> None:
         """

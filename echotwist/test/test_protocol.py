@@ -342,11 +342,26 @@ class IdleTimeoutTests(SynchronousTestCase):
         protocol, transport = connect(self.factory)
         self.clock.advance(0.5)
         protocol.dataReceived(b"x")
-        self.clock.pump([0.25] * 39)
+        self.clock.pump([0.25] * 39 + [0.24])  # 9.99 s after the byte
         self.assertFalse(transport.disconnecting)
         with capturedLogs():
-            self.clock.pump([0.25] * 3)
+            self.clock.pump([0.01] + [0.25] * 2)  # 10.5 s after it
         self.assertTrue(transport.disconnecting)
+
+    def test_oddTimeoutsClosedOnTime(self) -> None:
+        """
+        Whatever the timeout, a connection silent from the start is closed
+        at the check that falls on the timeout, not one later, though the
+        checks' times are sums of a tenth of it that do not add up exactly.
+        """
+        for timeout in (0.0173, 0.3, 7.7, 300.0):
+            clock = Clock()
+            _, transport = connect(EchoFactory(clock, idle_timeout=timeout))
+            with capturedLogs():
+                for _ in range(10):
+                    self.assertFalse(transport.disconnecting)
+                    clock.advance(timeout / 10)
+            self.assertTrue(transport.disconnecting, timeout)
 
     def test_noTimerWorkPerChunk(self) -> None:
         """
