@@ -18,13 +18,13 @@ The names, by what relies on them:
     L{unsent_bytes} counts what an echo left unsent (the disconnect log
     line, the idle timeout's abort).
   - C{Connection.TLS}: L{tls_started}, for the fast path to stay off TLS.
-  - The identity of C{Connection.doRead} and its replacement per instance:
-    L{has_plain_do_read}, L{replace_do_read}, L{forget_do_read}, for the
-    fast path's reads.
+  - The identity of C{Connection.doRead} and its replacement per instance,
+    and C{Connection.reactor}: L{has_plain_do_read}, L{read_directly},
+    L{stop_reading_directly}, for the fast path's reads.
   - L{twisted.internet.epollreactor.EPollReactor.doPoll}'s body (C{_poller},
     C{_selectables}, C{_doReadOrWrite}): L{EPollReactorWithoutLogContext},
-    a copy of it without the log context per event, the echotwist-epoll
-    reactor.
+    a copy of it without the log context per event, which calls a
+    L{DirectEcho} straight from its own table, the echotwist-epoll reactor.
   - L{twisted.internet.tcp.Port}'s accept-error log formats and its
     C{_logger}: L{ACCEPT_CLOSED}, L{ACCEPT_FAILED}, L{ACCEPT_QUIET} and
     L{route_port_log}, for the summary of descriptor exhaustion.
@@ -160,8 +160,10 @@ class DirectEcho:
     protocol's C{dataReceived} and L{send} in one call.
 
     For an echo those Python calls, not the two system calls, are most of
-    the server's own time per echo.  The socket's C{recv} and C{send} and
-    the protocol are kept in slots, so one echo reads no more of the
+    the server's own time per echo; and with many connections, each object
+    an echo reads is likely a cache miss.  So one echo reads this object,
+    the socket (whose C{recv} and C{send} are its type's methods, not bound
+    methods kept here, which would be two more objects) and no more of the
     connection than its write buffer (Twisted's private C{dataBuffer} and
     C{_tempDataLen}): with nothing buffered, nothing can be overtaken, and
     the echo goes straight to the socket; otherwise, and for whatever the
@@ -170,9 +172,13 @@ class DirectEcho:
     not check that the connection is open: the reactor reads only from an
     open connection, and where its echo is closing, C{write} would send the
     same bytes in the same order.)
+
+    @ivar connection: the connection it reads for.
+    @ivar fd: the connection's descriptor, under which the echotwist-epoll
+        reactor finds it (see L{read_directly}).
     """
 
-    __slots__ = ("_connection", "_protocol", "_recv", "_send")
+    __slots__ = ("_protocol", "_socket", "connection", "fd")
 
     def __init__(self, connection: Connection, protocol: Counted) -> None:
         """
@@ -181,11 +187,10 @@ class DirectEcho:
             neither starts TLS nor calls C{loseWriteConnection}.
         @param protocol: the echo protocol, whose count is kept.
         """
-        self._connection = connection
+        self.connection = connection
+        self.fd: int = connection.fileno()
         self._protocol = protocol
-        sock = connection.socket
-        self._recv: Callable[[int], bytes] = sock.recv
-        self._send: Callable[[bytes], int] = sock.send
+        self._socket: socket.socket = connection.socket
 
     def do_read(self) -> ConnectionDone | ConnectionLost | None:
         """
@@ -195,20 +200,20 @@ class DirectEcho:
             closed or reset it), or L{None} while it goes on.
         """
         try:
-            data = self._recv(_RECV_BYTES)
+            data = self._socket.recv(_RECV_BYTES)
         except BlockingIOError:
             return None
         except OSError:
             return main.CONNECTION_LOST
         if not data:
-            return peer_closed(self._connection)
+            return peer_closed(self.connection)
         self._protocol.bytes_in += len(data)
-        connection = self._connection
+        connection = self.connection
         if connection.dataBuffer or connection._tempDataLen:
             connection.write(data)
             return None
         try:
-            sent = self._send(data)
+            sent = self._socket.send(data)
         except OSError:
             # As in send: transport.write buffers it or meets the error.
             sent = 0
@@ -282,25 +287,37 @@ def has_plain_do_read(connection: Connection) -> bool:
     return type(connection).doRead is _PLAIN_DO_READ
 
 
-def replace_do_read(connection: Connection, do_read: Callable[[], object]) -> None:
+def read_directly(echo: DirectEcho) -> None:
     """
-    Have the reactor call C{do_read} instead of the connection's own
-    C{doRead}: reactors look C{doRead} up on the instance each time.
+    Have the reactor call C{echo.do_read} instead of its connection's own
+    C{doRead}: reactors look C{doRead} up on the instance each time, and the
+    echotwist-epoll reactor also finds C{echo} by its descriptor (see
+    L{EPollReactorWithoutLogContext}).
 
-    @param connection: a connection L{has_plain_do_read} accepted.
-    @param do_read: what to call when its socket is readable; it returns
-        what C{doRead} returns.
+    @param echo: a L{DirectEcho} for a connection L{has_plain_do_read}
+        accepted.
     """
-    connection.doRead = do_read  # type: ignore[method-assign,assignment]
+    connection = echo.connection
+    connection.doRead = echo.do_read  # type: ignore[method-assign]
+    reactor = connection.reactor
+    if isinstance(reactor, EPollReactorWithoutLogContext):
+        reactor.add_direct_echo(echo)
 
 
-def forget_do_read(connection: object) -> None:
+def stop_reading_directly(connection: object) -> None:
     """
-    Undo L{replace_do_read} (or nothing, if it was not called).
+    Undo L{read_directly} (or nothing, if it was not called), so that the
+    connection and its L{DirectEcho} need no cyclic collection.
 
-    @param connection: the connection.
+    @param connection: the connection, open or lost.
     """
-    vars(connection).pop("doRead", None)
+    do_read = vars(connection).pop("doRead", None)
+    echo = getattr(do_read, "__self__", None)
+    reactor = getattr(connection, "reactor", None)
+    if isinstance(echo, DirectEcho) and isinstance(
+        reactor, EPollReactorWithoutLogContext
+    ):
+        reactor.remove_direct_echo(echo)
 
 
 # EPollReactor.doPoll: the echotwist-epoll reactor.
@@ -324,9 +341,40 @@ class EPollReactorWithoutLogContext(EPollReactor):
     every accept's), with the same C{fileno} check, error handling and
     C{_disconnectSelectable} call; canary tests notice when Twisted's
     C{doPoll} or C{_doReadOrWrite} change, so the copy is reviewed.
+
+    For a read event on a connection that a L{DirectEcho} reads for (see
+    L{read_directly}), it calls the L{DirectEcho}, found in its own table by
+    descriptor, without reading the connection: with many connections,
+    each object read is likely a cache miss, and the connection's
+    attributes (C{fileno}, C{doRead}) are several.  The L{DirectEcho} is
+    called only while its connection is the selectable watched on that
+    descriptor, so it is open (which is what the C{fileno} check is for),
+    and a descriptor reused by another connection is never read for the
+    old one.
     """
 
     _log = Logger()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._direct_echoes: dict[int, DirectEcho] = {}
+
+    def add_direct_echo(self, echo: DirectEcho) -> None:
+        """
+        Call C{echo.do_read} for its connection's read events.
+
+        @param echo: a L{DirectEcho} whose connection is being read.
+        """
+        self._direct_echoes[echo.fd] = echo
+
+    def remove_direct_echo(self, echo: DirectEcho) -> None:
+        """
+        Forget C{echo} (not another one since added for its descriptor).
+
+        @param echo: a L{DirectEcho} L{add_direct_echo} was given.
+        """
+        if self._direct_echoes.get(echo.fd) is echo:
+            del self._direct_echoes[echo.fd]
 
     def doPoll(self, timeout: float | None) -> None:
         """
@@ -343,6 +391,7 @@ class EPollReactorWithoutLogContext(EPollReactor):
                 return
             raise
         selectables = self._selectables
+        echoes = self._direct_echoes
         dispatch = self._doReadOrWrite
         disconnect = self._disconnectSelectable
         for fd, event in events:
@@ -354,8 +403,11 @@ class EPollReactorWithoutLogContext(EPollReactor):
                     # _doReadOrWrite's work for a plain read event, inline:
                     # one Python call less per event (an echo's, an accept's).
                     why: object
+                    echo = echoes.get(fd)
                     try:
-                        if selectable.fileno() == -1:
+                        if echo is not None and echo.connection is selectable:
+                            why = echo.do_read()
+                        elif selectable.fileno() == -1:
                             why = _NO_FILEDESC
                         else:
                             why = selectable.doRead()

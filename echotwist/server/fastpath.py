@@ -14,7 +14,8 @@ Reading: the reactor calls a connection's C{doRead}, which calls
 C{_dataReceived}, which calls the protocol's C{dataReceived}, which writes.
 For an echo those calls, not the two system calls, are most of the Python
 time per echo; L{DirectEcho} does the same work in one call and is put in
-the connection's C{doRead}'s place.
+the connection's C{doRead}'s place (the echotwist-epoll reactor calls it
+without reading the connection at all).
 
 Only plain TCP and UNIX connections (L{twisted.internet.tcp.Connection} and
 its subclasses) with no TLS started take the direct paths, and only those
@@ -26,7 +27,6 @@ with something still buffered goes behind it through C{transport.write}.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TypeGuard
 
 from twisted.internet.interfaces import ITransport
@@ -42,7 +42,7 @@ from echotwist._twisted_private import (
 __all__ = [
     "can_read_directly",
     "can_send_directly",
-    "reads_directly",
+    "direct_echo",
     "send",
 ]
 
@@ -74,10 +74,11 @@ def can_read_directly(connection: Connection, protocol: object) -> bool:
     return has_plain_do_read(connection) and connection.protocol is protocol
 
 
-def reads_directly(connection: Connection) -> Callable[[], object]:
+def direct_echo(connection: Connection) -> DirectEcho:
     """
     @param connection: a connection L{can_read_directly} accepted.
-    @return: the C{doRead} of a L{DirectEcho} for it and its protocol, to
-        take the place of its own.
+    @return: a L{DirectEcho} for it and its protocol, whose C{do_read} is
+        to take the place of its C{doRead}
+        (L{echotwist._twisted_private.read_directly}).
     """
-    return DirectEcho(connection, connection.protocol).do_read  # type: ignore[arg-type]
+    return DirectEcho(connection, connection.protocol)  # type: ignore[arg-type]

@@ -34,16 +34,16 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from echotwist._twisted_private import (
-    forget_do_read,
     options_inherited,
-    replace_do_read,
+    read_directly,
+    stop_reading_directly,
     unsent_bytes,
 )
 from echotwist.server.connlog import ConnectionLog
 from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
-    reads_directly,
+    direct_echo,
     send,
 )
 from echotwist.server.idle import IdleSweep
@@ -242,7 +242,7 @@ class Echo(Protocol):
                 and type(self).dataReceived is Echo.dataReceived
                 and can_read_directly(transport, self)
             ):
-                replace_do_read(transport, reads_directly(transport))
+                read_directly(direct_echo(transport))
         factory.connection_opened(self)
         if factory.connection_log.made(self._host):
             self.log.info("Connected by {peer}", peer=self.peer)
@@ -358,9 +358,10 @@ class Echo(Protocol):
             in the same single line, never as a traceback.
         """
         if self._sends_directly:
-            # A DirectEcho put in the connection's doRead refers to the
-            # connection: drop it, so that the two need no cyclic collection.
-            forget_do_read(self.transport)
+            # A DirectEcho put in the connection's doRead (and the
+            # reactor's table) refers to the connection: drop it, so that
+            # the two need no cyclic collection.
+            stop_reading_directly(self.transport)
         factory = self.factory
         duration = factory.clock.seconds() - self._started
         factory.connection_closed(self)

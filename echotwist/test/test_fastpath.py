@@ -21,10 +21,11 @@ from echotwist._twisted_private import CLOSED_AFTER_ECHO, DirectEcho, unsent_byt
 from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
-    reads_directly,
+    direct_echo,
     send,
 )
 from echotwist.server.protocol import Echo, EchoFactory
+from echotwist.server.reactor import EchoReactor
 from echotwist.test.support import BareTLSContext
 
 
@@ -194,7 +195,7 @@ class SendTests(SynchronousTestCase):
 
 class DirectEchoTests(SynchronousTestCase):
     """
-    Tests for L{can_read_directly} and L{reads_directly} (L{DirectEcho}).
+    Tests for L{can_read_directly} and L{direct_echo} (L{DirectEcho}).
     """
 
     def echoing(
@@ -234,9 +235,9 @@ class DirectEchoTests(SynchronousTestCase):
         """
         connection, protocol, peer, _clock = self.echoing()
         peer.send(b"first ")
-        self.assertIsNone(reads_directly(connection)())
+        self.assertIsNone(direct_echo(connection).do_read())
         peer.send(b"second")
-        self.assertIsNone(reads_directly(connection)())
+        self.assertIsNone(direct_echo(connection).do_read())
         self.assertEqual(drain(peer), b"first second")
         self.assertEqual(protocol.bytes_in, 12)
 
@@ -249,7 +250,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection, _protocol, peer, clock = self.echoing(idle_timeout=10.0)
         clock.advance(9)
         peer.send(b"x")
-        reads_directly(connection)()
+        direct_echo(connection).do_read()
         clock.pump([0.25] * 39 + [0.24])  # 9.99 s after the read
         self.assertFalse(connection.disconnecting)
         clock.pump([0.01] + [0.25] * 4)  # 11 s after it
@@ -267,7 +268,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection.doWrite()
         self.assertTrue(0 < unsent_bytes(connection) < len(first))
         peer.send(b"second")
-        reads_directly(connection)()
+        direct_echo(connection).do_read()
         received = bytearray()
         for _ in range(100000):
             if len(received) >= len(first) + 6:
@@ -285,7 +286,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection, _protocol, peer, _clock = self.echoing()
         connection.write(b"first ")
         peer.send(b"second")
-        reads_directly(connection)()
+        direct_echo(connection).do_read()
         self.assertEqual(drain(peer), b"")
         connection.doWrite()
         self.assertEqual(drain(peer), b"first second")
@@ -305,7 +306,7 @@ class DirectEchoTests(SynchronousTestCase):
             chunk = bytes([round_number % 256]) * 65536
             with contextlib.suppress(BlockingIOError):
                 sent += chunk[: peer.send(chunk)]
-            reads_directly(connection)()
+            direct_echo(connection).do_read()
         self.assertTrue(connection.producerPaused)
         received = bytearray()
         for _ in range(100000):
@@ -315,7 +316,7 @@ class DirectEchoTests(SynchronousTestCase):
             if unsent_bytes(connection):
                 connection.doWrite()
             else:
-                reads_directly(connection)()
+                direct_echo(connection).do_read()
         self.assertEqual(bytes(received), bytes(sent))
         self.assertFalse(connection.producerPaused)
 
@@ -324,7 +325,7 @@ class DirectEchoTests(SynchronousTestCase):
         A read that would block is no error: the connection goes on.
         """
         connection, protocol, _peer, _clock = self.echoing()
-        self.assertIsNone(reads_directly(connection)())
+        self.assertIsNone(direct_echo(connection).do_read())
         self.assertEqual(protocol.bytes_in, 0)
 
     def test_peerClosed(self) -> None:
@@ -336,7 +337,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection, _protocol, peer, _clock = self.echoing()
         connection.write(b"still to send")
         peer.shutdown(socket.SHUT_WR)
-        self.assertIs(reads_directly(connection)(), main.CONNECTION_DONE)
+        self.assertIs(direct_echo(connection).do_read(), main.CONNECTION_DONE)
 
     def test_peerClosedAllSent(self) -> None:
         """
@@ -345,7 +346,7 @@ class DirectEchoTests(SynchronousTestCase):
         """
         connection, _protocol, peer, _clock = self.echoing()
         peer.shutdown(socket.SHUT_WR)
-        why = reads_directly(connection)()
+        why = direct_echo(connection).do_read()
         self.assertIs(why, CLOSED_AFTER_ECHO)
         self.assertIsInstance(why, ConnectionDone)
 
@@ -357,7 +358,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection, _protocol, peer, _clock = self.echoing()
         connection.getHandle().send(b"unread")
         peer.close()
-        self.assertIs(reads_directly(connection)(), main.CONNECTION_LOST)
+        self.assertIs(direct_echo(connection).do_read(), main.CONNECTION_LOST)
 
 
 class EchoDirectTests(SynchronousTestCase):
@@ -383,6 +384,32 @@ class EchoDirectTests(SynchronousTestCase):
         self.assertIsInstance(getattr(connection.doRead, "__self__", None), DirectEcho)
         protocol.connectionLost()
         self.assertNotIn("doRead", vars(connection))
+
+    def test_echoReactorCallsDirectly(self) -> None:
+        """
+        On the echotwist-epoll reactor the L{DirectEcho} is also in the
+        reactor's own table (which its C{doPoll} calls without reading the
+        connection), until the connection is lost.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        ours, peer = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(peer.close)
+        connection = Connection(ours, Protocol(), reactor)
+        connection.connected = True
+        protocol = EchoFactory(Clock()).buildProtocol(None)  # type: ignore[arg-type]
+        assert protocol is not None
+        connection.protocol = protocol
+        connection.getPeer = lambda: None  # type: ignore[method-assign]
+        connection.getHost = lambda: None  # type: ignore[method-assign]
+        protocol.makeConnection(connection)
+        self.assertEqual(
+            list(reactor._direct_echoes.values()),
+            [getattr(connection.doRead, "__self__", None)],
+        )
+        protocol.connectionLost()
+        self.assertEqual(reactor._direct_echoes, {})
 
     def test_verboseReadsThroughDataReceived(self) -> None:
         """

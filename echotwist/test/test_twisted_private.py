@@ -95,6 +95,14 @@ def connection_pair(
     return connection, theirs
 
 
+class CountingProtocol(Protocol):
+    """
+    A protocol with the byte count a L{private.DirectEcho} keeps.
+    """
+
+    bytes_in = 0
+
+
 def drained(peer: socket.socket) -> int:
     """
     @return: how many bytes the peer could read now.
@@ -218,7 +226,7 @@ class ConnectionCanaryTests(SynchronousTestCase):
             connection, peer = connection_pair(self)
             connection.reactor = reactor
             called: list[object] = []
-            private.replace_do_read(connection, partial(called.append, None))
+            connection.doRead = partial(called.append, None)  # type: ignore[method-assign]
             connection.startReading()
             peer.send(b"x")
             reactor.doPoll(1)
@@ -229,8 +237,33 @@ class ConnectionCanaryTests(SynchronousTestCase):
                 f"{reactor_type.__name__}'s call of the instance's doRead",
                 "echotwist.server.protocol's direct reads (DirectEcho)",
             )
-            private.forget_do_read(connection)
+            private.stop_reading_directly(connection)
             self.assertNotIn("doRead", vars(connection))
+
+    def test_readDirectly(self) -> None:
+        """
+        L{private.read_directly} has a L{private.DirectEcho} read and echo
+        for its connection on either reactor, and
+        L{private.stop_reading_directly} brings back the connection's own
+        C{doRead} and forgets the L{private.DirectEcho}.
+        """
+        for reactor_type in EPollReactor, EchoReactor:
+            reactor = reactor_type()
+            self.addCleanup(reactor._poller.close)
+            connection, peer = connection_pair(self)
+            connection.reactor = reactor
+            protocol = CountingProtocol()
+            connection.protocol = protocol
+            echo = private.DirectEcho(connection, protocol)
+            private.read_directly(echo)
+            connection.startReading()
+            peer.send(b"ping")
+            reactor.doPoll(1)
+            self.assertEqual((peer.recv(10), protocol.bytes_in), (b"ping", 4))
+            connection.stopReading()
+            private.stop_reading_directly(connection)
+            self.assertNotIn("doRead", vars(connection))
+            self.assertEqual(getattr(reactor, "_direct_echoes", {}), {})
 
 
 class EPollReactorCanaryTests(SynchronousTestCase):
@@ -392,6 +425,124 @@ class EchoReactorTests(SynchronousTestCase):
         reactor.doPoll(1)
         self.assertEqual(len(ended), 1)
         self.assertIs(ended[0][1], posixbase._NO_FILEDESC)
+
+    def direct_echo(
+        self, reactor: EchoReactor
+    ) -> tuple[private.DirectEcho, socket.socket]:
+        """
+        @return: a L{private.DirectEcho} for a connection that C{reactor}
+            reads, added with L{private.read_directly}, and the
+            connection's peer.
+        """
+        connection, peer = connection_pair(self)
+        connection.reactor = reactor
+        protocol = CountingProtocol()
+        connection.protocol = protocol
+        echo = private.DirectEcho(connection, protocol)
+        private.read_directly(echo)
+        connection.startReading()
+        return echo, peer
+
+    def test_directEchoCalledWithoutTheConnection(self) -> None:
+        """
+        A read event on a connection that a L{private.DirectEcho} reads for
+        is handled by the L{private.DirectEcho}, which echoes, without the
+        connection's C{fileno} or C{doRead} being looked up.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        echo, peer = self.direct_echo(reactor)
+        looked_up: list[str] = []
+
+        def fileno() -> int:
+            looked_up.append("fileno")
+            return -1
+
+        echo.connection.fileno = fileno
+        echo.connection.doRead = partial(looked_up.append, "doRead")  # type: ignore[method-assign]
+        peer.send(b"ping")
+        reactor.doPoll(1)
+        self.assertEqual((peer.recv(10), looked_up), (b"ping", []))
+
+    def test_reusedDescriptorNotReadForOldConnection(self) -> None:
+        """
+        Once another selectable is watched on a L{private.DirectEcho}'s
+        descriptor (as when a closed connection's descriptor is reused), a
+        read event there goes to that selectable, not to the
+        L{private.DirectEcho}.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        echo, peer = self.direct_echo(reactor)
+        echo.connection.stopReading()
+        newcomer = Reader(reactor, echo.connection.socket, fail=False)
+        newcomer.startReading()
+        peer.send(b"x")
+        reactor.doPoll(1)
+        self.assertEqual(newcomer.read, [b"x"])
+        self.assertEqual(drained(peer), 0)
+
+    def test_directEchoEndsConnection(self) -> None:
+        """
+        A L{private.DirectEcho} that reads the end of the stream has its
+        connection disconnected, as a read.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        ended: list[tuple[object, object, bool]] = []
+
+        def disconnect(selectable: object, why: object, is_read: bool) -> None:
+            ended.append((selectable, why, is_read))
+
+        reactor._disconnectSelectable = disconnect  # type: ignore[method-assign,assignment]
+        echo, peer = self.direct_echo(reactor)
+        peer.shutdown(socket.SHUT_WR)
+        reactor.doPoll(1)
+        self.assertEqual(ended, [(echo.connection, private.CLOSED_AFTER_ECHO, True)])
+
+    def test_directEchoErrorLogged(self) -> None:
+        """
+        An exception from a L{private.DirectEcho} is logged and its
+        connection disconnected with it; the other events of the same poll
+        are still served.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        ended: list[tuple[object, object]] = []
+
+        def disconnect(selectable: object, why: object, is_read: bool) -> None:
+            ended.append((selectable, why))
+
+        reactor._disconnectSelectable = disconnect  # type: ignore[method-assign,assignment]
+        echo, peer = self.direct_echo(reactor)
+        echo._socket = None  # type: ignore[assignment]
+        good = self.reader(reactor)
+        peer.send(b"x")
+        reactor.doPoll(1)
+        self.assertEqual(good.read, [b"x"])
+        [(selectable, why)] = ended
+        self.assertIs(selectable, echo.connection)
+        self.assertIsInstance(why, AttributeError)
+        self.assertEqual(len(self.flushLoggedErrors(AttributeError)), 1)
+
+    def test_removeOnlyItsOwnDirectEcho(self) -> None:
+        """
+        Removing a L{private.DirectEcho} leaves another one added since for
+        the same descriptor.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        old, peer = self.direct_echo(reactor)
+        counted = CountingProtocol()
+        new = private.DirectEcho(old.connection, counted)
+        reactor.add_direct_echo(new)
+        reactor.remove_direct_echo(old)
+        peer.send(b"ping")
+        reactor.doPoll(1)
+        self.assertEqual(peer.recv(10), b"ping")
+        self.assertEqual(counted.bytes_in, 4)
+        reactor.remove_direct_echo(new)
+        self.assertEqual(reactor._direct_echoes, {})
 
     def test_writeEventsDispatched(self) -> None:
         """
