@@ -78,7 +78,7 @@ import sys
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import main, posixbase, tcp
@@ -139,19 +139,13 @@ def send(connection: Connection, data: bytes) -> None:
         connection.write(data[sent:] if sent else data)
 
 
-class Counted(Protocol):
-    """
-    What L{DirectEcho} updates on its protocol for each chunk it echoes:
-    an L{echotwist.server.protocol.Echo}'s byte count (which its idle timer
-    also reads).
-    """
-
-    bytes_in: int
-
-
-#: What L{DirectEcho} asks C{recv} for: a connection's C{bufferSize}, as
+#: What L{DirectEcho} asks C{read} for: a connection's C{bufferSize}, as
 #: L{Connection.doRead} does.
 _RECV_BYTES = Connection.bufferSize
+
+#: What L{DirectEcho} reads and writes its descriptor with.
+_read = os.read
+_write = os.write
 
 
 class DirectEcho:
@@ -161,36 +155,41 @@ class DirectEcho:
 
     For an echo those Python calls, not the two system calls, are most of
     the server's own time per echo; and with many connections, each object
-    an echo reads is likely a cache miss.  So one echo reads this object,
-    the socket (whose C{recv} and C{send} are its type's methods, not bound
-    methods kept here, which would be two more objects) and no more of the
-    connection than its write buffer (Twisted's private C{dataBuffer} and
-    C{_tempDataLen}): with nothing buffered, nothing can be overtaken, and
-    the echo goes straight to the socket; otherwise, and for whatever the
-    socket does not take, it goes through C{connection.write}, with its
-    buffering, backpressure and error handling.  (Unlike L{send}, it need
-    not check that the connection is open: the reactor reads only from an
-    open connection, and where its echo is closing, C{write} would send the
-    same bytes in the same order.)
+    an echo reads is likely a cache miss.  So one echo reads this object
+    and no more of the connection than its write buffer (Twisted's private
+    C{dataBuffer} and C{_tempDataLen}): with nothing buffered, nothing can
+    be overtaken, and the echo goes straight to the socket; otherwise, and
+    for whatever the socket does not take, it goes through
+    C{connection.write}, with its buffering, backpressure and error
+    handling.  (Unlike L{send}, it need not check that the connection is
+    open: the reactor reads only from an open connection, and where its
+    echo is closing, C{write} would send the same bytes in the same order.)
+
+    It reads and writes the descriptor with C{os.read} and C{os.write} (the
+    same system calls as C{recv} and C{send} without flags), which parse
+    their arguments faster than the socket object's methods do: it is
+    called only while its connection is open (by a reactor, for a read
+    event on the connection), so the descriptor is the connection's own.
+    It keeps the count of bytes read, which the echo protocol adds to its
+    own.
 
     @ivar connection: the connection it reads for.
     @ivar fd: the connection's descriptor, under which the echotwist-epoll
         reactor finds it (see L{read_directly}).
+    @ivar bytes_in: bytes it has read.
     """
 
-    __slots__ = ("_protocol", "_socket", "connection", "fd")
+    __slots__ = ("bytes_in", "connection", "fd")
 
-    def __init__(self, connection: Connection, protocol: Counted) -> None:
+    def __init__(self, connection: Connection) -> None:
         """
         @param connection: a TCP or UNIX connection with no TLS started,
-            whose protocol is C{protocol} for the rest of its life and
-            neither starts TLS nor calls C{loseWriteConnection}.
-        @param protocol: the echo protocol, whose count is kept.
+            whose protocol is an echo for the rest of its life and neither
+            starts TLS nor calls C{loseWriteConnection}.
         """
         self.connection = connection
         self.fd: int = connection.fileno()
-        self._protocol = protocol
-        self._socket: socket.socket = connection.socket
+        self.bytes_in = 0
 
     def do_read(self) -> ConnectionDone | ConnectionLost | None:
         """
@@ -200,24 +199,25 @@ class DirectEcho:
             closed or reset it), or L{None} while it goes on.
         """
         try:
-            data = self._socket.recv(_RECV_BYTES)
+            data = _read(self.fd, _RECV_BYTES)
         except BlockingIOError:
             return None
         except OSError:
             return main.CONNECTION_LOST
         if not data:
             return peer_closed(self.connection)
-        self._protocol.bytes_in += len(data)
+        size = len(data)
+        self.bytes_in += size
         connection = self.connection
         if connection.dataBuffer or connection._tempDataLen:
             connection.write(data)
             return None
         try:
-            sent = self._socket.send(data)
+            sent = _write(self.fd, data)
         except OSError:
             # As in send: transport.write buffers it or meets the error.
             sent = 0
-        if sent < len(data):
+        if sent != size:
             connection.write(data[sent:] if sent else data)
         return None
 

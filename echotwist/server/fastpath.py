@@ -77,8 +77,7 @@ def can_read_directly(connection: Connection, protocol: object) -> bool:
 def direct_echo(connection: Connection) -> DirectEcho:
     """
     @param connection: a connection L{can_read_directly} accepted.
-    @return: a L{DirectEcho} for it and its protocol, whose C{do_read} is
-        to take the place of its C{doRead}
-        (L{echotwist._twisted_private.read_directly}).
+    @return: a L{DirectEcho} for it, whose C{do_read} is to take the
+        place of its C{doRead} (L{echotwist._twisted_private.read_directly}).
     """
-    return DirectEcho(connection, connection.protocol)  # type: ignore[arg-type]
+    return DirectEcho(connection)

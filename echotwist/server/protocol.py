@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from echotwist._twisted_private import (
+    DirectEcho,
     options_inherited,
     read_directly,
     stop_reading_directly,
@@ -187,7 +188,6 @@ class Echo(Protocol):
     Write back every byte received, exactly and in order.
 
     @ivar factory: the L{EchoFactory} that built this protocol.
-    @ivar bytes_in: bytes received so far on this connection.
     @ivar peer: the peer as L{describe_peer} names it (behind a PROXY
         header, the client and the proxy, as L{ProxyHeader.describe} names
         them).
@@ -201,14 +201,27 @@ class Echo(Protocol):
     #: Whether echoes are written with L{send} (on a plain connection) rather
     #: than C{transport.write}; decided once the connection is made.
     _sends_directly = False
+    #: The L{DirectEcho} that reads for it, where one does.
+    _direct_echo: DirectEcho | None = None
 
     def __init__(self) -> None:
-        self.bytes_in = 0
+        self._bytes_received = 0
         self.peer = self._host = _UNNAMED
         self._started = 0.0
         self._closing = False
         self._quiet_since = 0.0
         self._bytes_at_check = 0
+
+    @property
+    def bytes_in(self) -> int:
+        """
+        Bytes received so far on this connection: by L{dataReceived}, and
+        by its L{DirectEcho}, which keeps its own count.
+        """
+        direct = self._direct_echo
+        if direct is None:
+            return self._bytes_received
+        return self._bytes_received + direct.bytes_in
 
     def connectionMade(self) -> None:
         """
@@ -242,7 +255,8 @@ class Echo(Protocol):
                 and type(self).dataReceived is Echo.dataReceived
                 and can_read_directly(transport, self)
             ):
-                read_directly(direct_echo(transport))
+                self._direct_echo = direct_echo(transport)
+                read_directly(self._direct_echo)
         factory.connection_opened(self)
         if factory.connection_log.made(self._host):
             self.log.info("Connected by {peer}", peer=self.peer)
@@ -264,7 +278,7 @@ class Echo(Protocol):
 
         @param data: the bytes TCP delivered, of any length.
         """
-        self.bytes_in += len(data)
+        self._bytes_received += len(data)
         if self.factory.verbose:
             self.log.info(
                 "Received {size_text} from {peer}: {chunk}",

@@ -21,7 +21,6 @@ from echotwist._twisted_private import CLOSED_AFTER_ECHO, DirectEcho, unsent_byt
 from echotwist.server.fastpath import (
     can_read_directly,
     can_send_directly,
-    direct_echo,
     send,
 )
 from echotwist.server.protocol import Echo, EchoFactory
@@ -203,12 +202,13 @@ class DirectEchoTests(SynchronousTestCase):
     ) -> tuple[Connection, Echo, socket.socket, Clock]:
         """
         @return: a connection whose echo protocol is connected to it (the
-            idle timer on C{clock}), the other end of its socket and the
-            clock.
+            idle timer on C{clock}), so that its C{doRead} is a
+            L{DirectEcho}'s, the other end of its socket and the clock.
         """
         clock = Clock()
         factory = EchoFactory(clock, idle_timeout=idle_timeout)
         connection, protocol, peer, _reactor = echo_connected(self, factory)
+        self.assertIsInstance(getattr(connection.doRead, "__self__", None), DirectEcho)
         return connection, protocol, peer, clock
 
     def test_plainConnectionsOnly(self) -> None:
@@ -235,9 +235,9 @@ class DirectEchoTests(SynchronousTestCase):
         """
         connection, protocol, peer, _clock = self.echoing()
         peer.send(b"first ")
-        self.assertIsNone(direct_echo(connection).do_read())
+        self.assertIsNone(connection.doRead())
         peer.send(b"second")
-        self.assertIsNone(direct_echo(connection).do_read())
+        self.assertIsNone(connection.doRead())
         self.assertEqual(drain(peer), b"first second")
         self.assertEqual(protocol.bytes_in, 12)
 
@@ -250,7 +250,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection, _protocol, peer, clock = self.echoing(idle_timeout=10.0)
         clock.advance(9)
         peer.send(b"x")
-        direct_echo(connection).do_read()
+        connection.doRead()
         clock.pump([0.25] * 39 + [0.24])  # 9.99 s after the read
         self.assertFalse(connection.disconnecting)
         clock.pump([0.01] + [0.25] * 4)  # 11 s after it
@@ -268,7 +268,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection.doWrite()
         self.assertTrue(0 < unsent_bytes(connection) < len(first))
         peer.send(b"second")
-        direct_echo(connection).do_read()
+        connection.doRead()
         received = bytearray()
         for _ in range(100000):
             if len(received) >= len(first) + 6:
@@ -286,7 +286,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection, _protocol, peer, _clock = self.echoing()
         connection.write(b"first ")
         peer.send(b"second")
-        direct_echo(connection).do_read()
+        connection.doRead()
         self.assertEqual(drain(peer), b"")
         connection.doWrite()
         self.assertEqual(drain(peer), b"first second")
@@ -306,7 +306,7 @@ class DirectEchoTests(SynchronousTestCase):
             chunk = bytes([round_number % 256]) * 65536
             with contextlib.suppress(BlockingIOError):
                 sent += chunk[: peer.send(chunk)]
-            direct_echo(connection).do_read()
+            connection.doRead()
         self.assertTrue(connection.producerPaused)
         received = bytearray()
         for _ in range(100000):
@@ -316,7 +316,7 @@ class DirectEchoTests(SynchronousTestCase):
             if unsent_bytes(connection):
                 connection.doWrite()
             else:
-                direct_echo(connection).do_read()
+                connection.doRead()
         self.assertEqual(bytes(received), bytes(sent))
         self.assertFalse(connection.producerPaused)
 
@@ -325,7 +325,7 @@ class DirectEchoTests(SynchronousTestCase):
         A read that would block is no error: the connection goes on.
         """
         connection, protocol, _peer, _clock = self.echoing()
-        self.assertIsNone(direct_echo(connection).do_read())
+        self.assertIsNone(connection.doRead())
         self.assertEqual(protocol.bytes_in, 0)
 
     def test_peerClosed(self) -> None:
@@ -337,7 +337,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection, _protocol, peer, _clock = self.echoing()
         connection.write(b"still to send")
         peer.shutdown(socket.SHUT_WR)
-        self.assertIs(direct_echo(connection).do_read(), main.CONNECTION_DONE)
+        self.assertIs(connection.doRead(), main.CONNECTION_DONE)
 
     def test_peerClosedAllSent(self) -> None:
         """
@@ -346,7 +346,7 @@ class DirectEchoTests(SynchronousTestCase):
         """
         connection, _protocol, peer, _clock = self.echoing()
         peer.shutdown(socket.SHUT_WR)
-        why = direct_echo(connection).do_read()
+        why = connection.doRead()
         self.assertIs(why, CLOSED_AFTER_ECHO)
         self.assertIsInstance(why, ConnectionDone)
 
@@ -358,7 +358,7 @@ class DirectEchoTests(SynchronousTestCase):
         connection, _protocol, peer, _clock = self.echoing()
         connection.getHandle().send(b"unread")
         peer.close()
-        self.assertIs(direct_echo(connection).do_read(), main.CONNECTION_LOST)
+        self.assertIs(connection.doRead(), main.CONNECTION_LOST)
 
 
 class EchoDirectTests(SynchronousTestCase):

@@ -95,14 +95,6 @@ def connection_pair(
     return connection, theirs
 
 
-class CountingProtocol(Protocol):
-    """
-    A protocol with the byte count a L{private.DirectEcho} keeps.
-    """
-
-    bytes_in = 0
-
-
 def drained(peer: socket.socket) -> int:
     """
     @return: how many bytes the peer could read now.
@@ -252,14 +244,12 @@ class ConnectionCanaryTests(SynchronousTestCase):
             self.addCleanup(reactor._poller.close)
             connection, peer = connection_pair(self)
             connection.reactor = reactor
-            protocol = CountingProtocol()
-            connection.protocol = protocol
-            echo = private.DirectEcho(connection, protocol)
+            echo = private.DirectEcho(connection)
             private.read_directly(echo)
             connection.startReading()
             peer.send(b"ping")
             reactor.doPoll(1)
-            self.assertEqual((peer.recv(10), protocol.bytes_in), (b"ping", 4))
+            self.assertEqual((peer.recv(10), echo.bytes_in), (b"ping", 4))
             connection.stopReading()
             private.stop_reading_directly(connection)
             self.assertNotIn("doRead", vars(connection))
@@ -436,9 +426,7 @@ class EchoReactorTests(SynchronousTestCase):
         """
         connection, peer = connection_pair(self)
         connection.reactor = reactor
-        protocol = CountingProtocol()
-        connection.protocol = protocol
-        echo = private.DirectEcho(connection, protocol)
+        echo = private.DirectEcho(connection)
         private.read_directly(echo)
         connection.startReading()
         return echo, peer
@@ -515,15 +503,15 @@ class EchoReactorTests(SynchronousTestCase):
 
         reactor._disconnectSelectable = disconnect  # type: ignore[method-assign,assignment]
         echo, peer = self.direct_echo(reactor)
-        echo._socket = None  # type: ignore[assignment]
+        echo.fd = None  # type: ignore[assignment]
         good = self.reader(reactor)
         peer.send(b"x")
         reactor.doPoll(1)
         self.assertEqual(good.read, [b"x"])
         [(selectable, why)] = ended
         self.assertIs(selectable, echo.connection)
-        self.assertIsInstance(why, AttributeError)
-        self.assertEqual(len(self.flushLoggedErrors(AttributeError)), 1)
+        self.assertIsInstance(why, TypeError)
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
 
     def test_removeOnlyItsOwnDirectEcho(self) -> None:
         """
@@ -533,14 +521,13 @@ class EchoReactorTests(SynchronousTestCase):
         reactor = EchoReactor()
         self.addCleanup(reactor._poller.close)
         old, peer = self.direct_echo(reactor)
-        counted = CountingProtocol()
-        new = private.DirectEcho(old.connection, counted)
+        new = private.DirectEcho(old.connection)
         reactor.add_direct_echo(new)
         reactor.remove_direct_echo(old)
         peer.send(b"ping")
         reactor.doPoll(1)
         self.assertEqual(peer.recv(10), b"ping")
-        self.assertEqual(counted.bytes_in, 4)
+        self.assertEqual((old.bytes_in, new.bytes_in), (0, 4))
         reactor.remove_direct_echo(new)
         self.assertEqual(reactor._direct_echoes, {})
 
