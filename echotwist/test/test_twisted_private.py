@@ -362,6 +362,23 @@ class EchoReactorTests(SynchronousTestCase):
         theirs.send(b"x")
         return reader
 
+    def recording_reactor(
+        self,
+    ) -> tuple[EchoReactor, list[tuple[object, object, bool]]]:
+        """
+        @return: a reactor that records each disconnection (the selectable,
+            why, whether on reading) instead of making it, and the record.
+        """
+        reactor = EchoReactor()
+        self.addCleanup(reactor._poller.close)
+        ended: list[tuple[object, object, bool]] = []
+
+        def disconnect(selectable: object, why: object, is_read: bool) -> None:
+            ended.append((selectable, why, is_read))
+
+        reactor._disconnectSelectable = disconnect  # type: ignore[method-assign,assignment]
+        return reactor, ended
+
     def test_dispatchesEvents(self) -> None:
         """
         A readable descriptor's C{doRead} is called.
@@ -398,14 +415,7 @@ class EchoReactorTests(SynchronousTestCase):
         half-closeable descriptor); a descriptor already gone is
         disconnected without being read.
         """
-        reactor = EchoReactor()
-        self.addCleanup(reactor._poller.close)
-        ended: list[tuple[object, object, bool]] = []
-
-        def disconnect(selectable: object, why: object, is_read: bool) -> None:
-            ended.append((selectable, why, is_read))
-
-        reactor._disconnectSelectable = disconnect  # type: ignore[method-assign,assignment]
+        reactor, ended = self.recording_reactor()
         reader = self.reader(reactor)
         reader.doRead = lambda: main.CONNECTION_DONE  # type: ignore[method-assign,assignment]
         reactor.doPoll(1)
@@ -475,14 +485,7 @@ class EchoReactorTests(SynchronousTestCase):
         A L{private.DirectEcho} that reads the end of the stream has its
         connection disconnected, as a read.
         """
-        reactor = EchoReactor()
-        self.addCleanup(reactor._poller.close)
-        ended: list[tuple[object, object, bool]] = []
-
-        def disconnect(selectable: object, why: object, is_read: bool) -> None:
-            ended.append((selectable, why, is_read))
-
-        reactor._disconnectSelectable = disconnect  # type: ignore[method-assign,assignment]
+        reactor, ended = self.recording_reactor()
         echo, peer = self.direct_echo(reactor)
         peer.shutdown(socket.SHUT_WR)
         reactor.doPoll(1)
@@ -494,21 +497,14 @@ class EchoReactorTests(SynchronousTestCase):
         connection disconnected with it; the other events of the same poll
         are still served.
         """
-        reactor = EchoReactor()
-        self.addCleanup(reactor._poller.close)
-        ended: list[tuple[object, object]] = []
-
-        def disconnect(selectable: object, why: object, is_read: bool) -> None:
-            ended.append((selectable, why))
-
-        reactor._disconnectSelectable = disconnect  # type: ignore[method-assign,assignment]
+        reactor, ended = self.recording_reactor()
         echo, peer = self.direct_echo(reactor)
         echo.fd = None  # type: ignore[assignment]
         good = self.reader(reactor)
         peer.send(b"x")
         reactor.doPoll(1)
         self.assertEqual(good.read, [b"x"])
-        [(selectable, why)] = ended
+        [(selectable, why, _is_read)] = ended
         self.assertIs(selectable, echo.connection)
         self.assertIsInstance(why, TypeError)
         self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
