@@ -304,19 +304,18 @@ def read_directly(echo: DirectEcho) -> None:
         reactor.add_direct_echo(echo)
 
 
-def stop_reading_directly(connection: object) -> None:
+def stop_reading_directly(echo: DirectEcho) -> None:
     """
-    Undo L{read_directly} (or nothing, if it was not called), so that the
-    connection and its L{DirectEcho} need no cyclic collection.
+    Undo L{read_directly}, so that the connection and its L{DirectEcho}
+    need no cyclic collection.
 
-    @param connection: the connection, open or lost.
+    @param echo: the L{DirectEcho} given to L{read_directly}; its
+        connection may be open or lost.
     """
-    do_read = vars(connection).pop("doRead", None)
-    echo = getattr(do_read, "__self__", None)
-    reactor = getattr(connection, "reactor", None)
-    if isinstance(echo, DirectEcho) and isinstance(
-        reactor, EPollReactorWithoutLogContext
-    ):
+    connection = echo.connection
+    vars(connection).pop("doRead", None)
+    reactor = connection.reactor
+    if isinstance(reactor, EPollReactorWithoutLogContext):
         reactor.remove_direct_echo(echo)
 
 

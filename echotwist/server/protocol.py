@@ -371,11 +371,11 @@ class Echo(Protocol):
         @param reason: why the connection ended; a reset by the peer is logged
             in the same single line, never as a traceback.
         """
-        if self._sends_directly:
+        if self._direct_echo is not None:
             # A DirectEcho put in the connection's doRead (and the
             # reactor's table) refers to the connection: drop it, so that
             # the two need no cyclic collection.
-            stop_reading_directly(self.transport)
+            stop_reading_directly(self._direct_echo)
         factory = self.factory
         duration = factory.clock.seconds() - self._started
         factory.connection_closed(self)
