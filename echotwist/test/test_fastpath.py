@@ -27,13 +27,18 @@ from echotwist.server.protocol import Echo, EchoFactory
 from echotwist.server.reactor import EchoReactor
 from echotwist.test.support import BareTLSContext
 
+#: The reactors the connections here are made on.
+Reactor = MemoryReactorClock | EchoReactor
+
 
 def connected(
-    test: SynchronousTestCase,
-) -> tuple[Connection, socket.socket, MemoryReactorClock]:
+    test: SynchronousTestCase, reactor: Reactor | None = None
+) -> tuple[Connection, socket.socket, Reactor]:
     """
     Wrap one end of a socket pair in a Twisted L{Connection}.
 
+    @param reactor: the connection's reactor (by default a new
+        L{MemoryReactorClock}).
     @return: the connection, the other end (non-blocking) and the reactor.
     """
     ours, theirs = socket.socketpair()
@@ -41,7 +46,8 @@ def connected(
     theirs.setblocking(False)
     test.addCleanup(ours.close)
     test.addCleanup(theirs.close)
-    reactor = MemoryReactorClock()
+    if reactor is None:
+        reactor = MemoryReactorClock()
     connection = Connection(ours, Protocol(), reactor)
     connection.connected = True
     return connection, theirs, reactor
@@ -64,16 +70,17 @@ def drain(peer: socket.socket) -> bytes:
 
 
 def echo_connected(
-    test: SynchronousTestCase, factory: EchoFactory
-) -> tuple[Connection, Echo, socket.socket, MemoryReactorClock]:
+    test: SynchronousTestCase, factory: EchoFactory, reactor: Reactor | None = None
+) -> tuple[Connection, Echo, socket.socket, Reactor]:
     """
     Connect an echo protocol from C{factory} to a L{Connection} on one end
     of a socket pair, as a port would.
 
+    @param reactor: as for L{connected}.
     @return: the connection, its protocol, the other end (non-blocking) and
         the reactor.
     """
-    connection, peer, reactor = connected(test)
+    connection, peer, reactor = connected(test, reactor)
     protocol = factory.buildProtocol(None)  # type: ignore[arg-type]
     assert protocol is not None
     connection.protocol = protocol
@@ -393,17 +400,9 @@ class EchoDirectTests(SynchronousTestCase):
         """
         reactor = EchoReactor()
         self.addCleanup(reactor._poller.close)
-        ours, peer = socket.socketpair()
-        self.addCleanup(ours.close)
-        self.addCleanup(peer.close)
-        connection = Connection(ours, Protocol(), reactor)
-        connection.connected = True
-        protocol = EchoFactory(Clock()).buildProtocol(None)  # type: ignore[arg-type]
-        assert protocol is not None
-        connection.protocol = protocol
-        connection.getPeer = lambda: None  # type: ignore[method-assign]
-        connection.getHost = lambda: None  # type: ignore[method-assign]
-        protocol.makeConnection(connection)
+        connection, protocol, _peer, _reactor = echo_connected(
+            self, EchoFactory(Clock()), reactor
+        )
         self.assertEqual(
             list(reactor._direct_echoes.values()),
             [getattr(connection.doRead, "__self__", None)],
